@@ -1,0 +1,156 @@
+//! The crate's one error type.
+//!
+//! Every failure is a distinct, matchable variant. Corruption always names the file, the
+//! byte offset and, where known, the LSN; an I/O error is never reported as corruption
+//! and corruption never as an I/O error.
+
+use std::path::PathBuf;
+
+use crate::log::format::FormatFault;
+use crate::log::{Lsn, SegmentId};
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What is wrong with the bytes of a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorruptionKind {
+    /// A header, frame or footer failed a format check.
+    Format(FormatFault),
+    /// A record carries another LSN than the one that must come next.
+    LsnGap { expected: Lsn, found: Lsn },
+    /// The segment header disagrees with its file name.
+    NameMismatch { name_segment: SegmentId, name_first_lsn: Lsn },
+    /// A segment's `prev_digest` is not the digest of the segment before it.
+    ChainBroken { expected: [u8; 32], found: [u8; 32] },
+    /// The segment's recomputed blake3 digest is not the one its footer holds.
+    DigestMismatch { computed: [u8; 32], stored: [u8; 32] },
+    /// The footer's record count or last LSN disagrees with the records before it.
+    FooterMismatch { footer_count: u64, footer_last_lsn: Lsn, count: u64, last_lsn: Lsn },
+    /// A segment file is missing from the sequence.
+    MissingSegment { expected: SegmentId },
+    /// A segment other than the last one has no footer, or bytes follow a footer.
+    NotSealed,
+    /// Bytes follow the footer of a sealed segment.
+    TrailingBytes,
+    /// The file is shorter than a segment header.
+    ShortHeader,
+    /// A damaged record is followed by a valid one: not a torn tail, real damage.
+    DamageBeforeValidRecord { valid_at: u64, fault: Option<FormatFault> },
+    /// A torn tail found in `RecoveryMode::Strict`.
+    TornTail { bytes: u64 },
+    /// A batch flagged as continuing is cut off where no tail can be torn.
+    UnterminatedBatch,
+}
+
+impl std::fmt::Display for CorruptionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn hex(d: &[u8; 32]) -> String {
+            d.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>() + ".."
+        }
+        match self {
+            CorruptionKind::Format(x) => write!(f, "{x}"),
+            CorruptionKind::LsnGap { expected, found } => write!(f, "expected LSN {expected}, found {found}"),
+            CorruptionKind::NameMismatch { name_segment, name_first_lsn } => write!(
+                f,
+                "header disagrees with the file name (name says segment {name_segment}, first LSN {name_first_lsn})"
+            ),
+            CorruptionKind::ChainBroken { expected, found } => write!(
+                f,
+                "hash chain broken: previous segment digests to {}, header holds {}",
+                hex(expected),
+                hex(found)
+            ),
+            CorruptionKind::DigestMismatch { computed, stored } => {
+                write!(f, "segment digest mismatch: footer holds {}, bytes digest to {}", hex(stored), hex(computed))
+            }
+            CorruptionKind::FooterMismatch { footer_count, footer_last_lsn, count, last_lsn } => write!(
+                f,
+                "footer says {footer_count} records up to LSN {footer_last_lsn}, segment holds {count} up to {last_lsn}"
+            ),
+            CorruptionKind::MissingSegment { expected } => write!(f, "segment {expected} is missing"),
+            CorruptionKind::NotSealed => write!(f, "a segment before the last one has no footer"),
+            CorruptionKind::TrailingBytes => write!(f, "bytes follow the footer of a sealed segment"),
+            CorruptionKind::ShortHeader => write!(f, "file is shorter than a segment header"),
+            CorruptionKind::DamageBeforeValidRecord { valid_at, fault } => match fault {
+                Some(x) => write!(f, "damaged record ({x}) followed by a valid record at offset {valid_at}"),
+                None => write!(f, "damaged record followed by a valid record at offset {valid_at}"),
+            },
+            CorruptionKind::TornTail { bytes } => {
+                write!(f, "torn tail of {bytes} bytes (strict recovery refuses to cut it)")
+            }
+            CorruptionKind::UnterminatedBatch => write!(f, "a batch is cut off inside a sealed segment"),
+        }
+    }
+}
+
+/// Where damage was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    pub file: PathBuf,
+    pub offset: u64,
+    pub lsn: Option<Lsn>,
+    pub kind: CorruptionKind,
+}
+
+impl std::fmt::Display for Corruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at byte {}", self.file.display(), self.offset)?;
+        if let Some(lsn) = self.lsn {
+            write!(f, " (LSN {lsn})")?;
+        }
+        write!(f, ": {}", self.kind)
+    }
+}
+
+/// Every error this crate returns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("I/O error: {op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("corrupt log: {0}")]
+    Corruption(Box<Corruption>),
+    #[error("store {} is locked by another writer{}; close it or open read-only", path.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { path: PathBuf, pid: Option<u32> },
+    #[error("the log is poisoned by an earlier failure ({reason}); reopen it to recover")]
+    Poisoned { reason: String },
+    #[error("record of {bytes} bytes exceeds the limit of {max} bytes")]
+    RecordTooLarge { bytes: usize, max: usize },
+    #[error(
+        "batch of {records} records / {bytes} bytes exceeds the limit ({records_max} records / {bytes_max} bytes)"
+    )]
+    BatchTooLarge { records: usize, bytes: usize, records_max: usize, bytes_max: usize },
+    #[error("the log is open read-only")]
+    ReadOnly,
+    #[error("the log is closed")]
+    Closed,
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("cannot decode record payload at LSN {lsn}: {message}")]
+    Decode { lsn: Lsn, message: String },
+    #[error("cannot encode record payload: {0}")]
+    Encode(String),
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: PathBuf, source: std::io::Error) -> Self {
+        Error::Io { op, path, source }
+    }
+
+    pub(crate) fn corrupt(file: PathBuf, offset: u64, lsn: Option<Lsn>, kind: CorruptionKind) -> Self {
+        Error::Corruption(Box::new(Corruption { file, offset, lsn, kind }))
+    }
+
+    /// The corruption details, if this is a corruption error.
+    pub fn corruption(&self) -> Option<&Corruption> {
+        match self {
+            Error::Corruption(c) => Some(c),
+            _ => None,
+        }
+    }
+}
