@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::log::format::FormatFault;
 use crate::log::{Lsn, SegmentId};
+use crate::model::{BranchId, SnapshotId, VolumeId, VolumeSetId};
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -135,6 +136,44 @@ pub enum Error {
     Decode { lsn: Lsn, message: String },
     #[error("cannot encode record payload: {0}")]
     Encode(String),
+
+    // --- The metadata store's errors, as the reference API names them. ---
+    #[error("volume set {0} not found")]
+    VolumeSetNotFound(VolumeSetId),
+    #[error("volume set {0} already exists")]
+    VolumeSetAlreadyExists(VolumeSetId),
+    #[error("snapshot {0} not found")]
+    SnapshotNotFound(SnapshotId),
+    #[error("branch {what} not found in volume set {volume_set}")]
+    BranchNotFound { volume_set: VolumeSetId, what: String },
+    #[error("branch {name:?} already exists in volume set {volume_set} (branch {existing})")]
+    BranchAlreadyExists { volume_set: VolumeSetId, name: String, existing: BranchId },
+    #[error("branch id {0} already exists")]
+    BranchIdAlreadyExists(BranchId),
+    #[error("volume {0} not found")]
+    VolumeNotFound(VolumeId),
+    #[error("volume {0} already exists")]
+    VolumeAlreadyExists(VolumeId),
+    #[error("mount path {0:?} is used by another volume")]
+    MountPathInUse(String),
+    #[error("snapshot {0} already has its blob")]
+    AlreadyHaveBlob(SnapshotId),
+    #[error("snapshot {0} has no blob in this store")]
+    NoBlob(SnapshotId),
+    #[error("snapshot import mismatch: {0}")]
+    SnapshotImportMismatch(String),
+    #[error("history diverged on branch {branch}: source tip {source_tip}, target tip {target_tip}")]
+    HistoryDiverged { branch: BranchId, source_tip: SnapshotId, target_tip: SnapshotId },
+    #[error("snapshot {0} is not the tip of a branch; fork a new branch from it instead")]
+    NotATip(SnapshotId),
+    #[error("snapshot {snapshot} still has children ({children}); delete them first or with it")]
+    HasChildren { snapshot: SnapshotId, children: u32 },
+    #[error("snapshot {snapshot} is the base of {volumes} volume(s); delete them first")]
+    SnapshotInUse { snapshot: SnapshotId, volumes: u32 },
+    #[error("no bush for snapshot {0}")]
+    BushNotFound(SnapshotId),
+    #[error("bush rooted at {0} already exists")]
+    BushAlreadyExists(SnapshotId),
 }
 
 impl Error {

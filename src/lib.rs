@@ -51,7 +51,15 @@
 
 pub mod codec;
 pub mod error;
+pub mod event;
 pub mod log;
+pub mod model;
+pub mod state;
+pub mod store;
+pub mod sync;
 
 pub use error::{Corruption, CorruptionKind, Error, Result};
 pub use log::{Durability, Log, LogOptions, Lsn, Record, RecordKind, RecoveryMode, SegmentId};
+pub use model::*;
+pub use store::{BlobBase, SnapshotPair, Store, StoreOptions};
+pub use sync::{MetaConflict, ResolveStatus};

@@ -14,12 +14,26 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn options() -> LogOptions {
-    LogOptions { segment_bytes_max: 1024, prewrite_bytes: 256, record_bytes_max: 200, batch_bytes_max: 512, ..Default::default() }
+    LogOptions {
+        segment_bytes_max: 1024,
+        prewrite_bytes: 256,
+        record_bytes_max: 200,
+        batch_bytes_max: 512,
+        ..Default::default()
+    }
 }
 
 /// The records of the clean fixture: 30 records, some in batches of 3.
 fn expected() -> Vec<(Lsn, RecordKind, Vec<u8>)> {
-    (1..=30u64).map(|i| (Lsn(i), RecordKind((i % 4 + 1) as u16), format!("record {i} {}", "x".repeat((i * 7 % 40 + 30) as usize)).into_bytes())).collect()
+    (1..=30u64)
+        .map(|i| {
+            (
+                Lsn(i),
+                RecordKind((i % 4 + 1) as u16),
+                format!("record {i} {}", "x".repeat((i * 7 % 40 + 30) as usize)).into_bytes(),
+            )
+        })
+        .collect()
 }
 
 fn copy_dir(from: &Path) -> tempfile::TempDir {
@@ -32,7 +46,11 @@ fn copy_dir(from: &Path) -> tempfile::TempDir {
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "seg")).collect();
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
     v.sort();
     v
 }

@@ -23,7 +23,7 @@ mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -200,6 +200,8 @@ struct Shared {
     view: Mutex<View>,
     durable_changed: Condvar,
     poisoned: AtomicBool,
+    /// `view.durable_lsn`, readable without the lock (hot read paths check it).
+    durable_lsn: AtomicU64,
 }
 
 impl Shared {
@@ -294,6 +296,7 @@ impl Log {
             view: Mutex::new(view),
             durable_changed: Condvar::new(),
             poisoned: AtomicBool::new(false),
+            durable_lsn: AtomicU64::new(recovered.last_lsn.0),
         });
         let (tx, thread) = writer.spawn(shared.clone())?;
         Ok(Log {
@@ -324,6 +327,7 @@ impl Log {
             view: Mutex::new(view),
             durable_changed: Condvar::new(),
             poisoned: AtomicBool::new(false),
+            durable_lsn: AtomicU64::new(recovered.last_lsn.0),
         });
         Ok(Log { shared, writer: None, report })
     }
@@ -350,7 +354,12 @@ impl Log {
 
     /// The last durable LSN (`Lsn::ZERO` for an empty log).
     pub fn durable_lsn(&self) -> Lsn {
-        self.shared.view().durable_lsn
+        Lsn(self.shared.durable_lsn.load(Ordering::Acquire))
+    }
+
+    /// Whether a failed write or fsync has poisoned this handle.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.poisoned.load(Ordering::Acquire)
     }
 
     /// The segments as readers see them (the active one last).
@@ -486,6 +495,7 @@ impl Log {
             v.active_bytes = recovered.segments.last().map(|s| s.bytes).unwrap_or(0);
             v.segments = Arc::new(recovered.segments);
             v.durable_lsn = recovered.last_lsn;
+            self.shared.durable_lsn.store(recovered.last_lsn.0, Ordering::Release);
             self.shared.durable_changed.notify_all();
         }
         Ok(v.durable_lsn)

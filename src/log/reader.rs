@@ -11,7 +11,7 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::log::format::{self, Slot, SEGMENT_HEADER_BYTES};
 use crate::log::fs::{FileBytes, Storage};
 use crate::log::segment::SegmentInfo;
-use crate::log::{Lsn, RecordKind};
+use crate::log::{Lsn, RecordKind, SegmentId};
 
 /// A record borrowed from the segment bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,12 +149,30 @@ impl LogIter {
                     self.bytes = None;
                     self.idx += 1;
                 }
-                Slot::Zero | Slot::Incomplete if !seg.sealed => return Ok(None),
+                // The durable part of the active segment holds every record up to `until`
+                // (checked above): running out of frames before that is damage done after
+                // recovery, never the end of the log. Ending quietly would drop records.
+                Slot::Zero | Slot::Incomplete if !seg.sealed => {
+                    return Err(corrupt(active_damage(bytes, at, seg.id)));
+                }
                 Slot::Zero | Slot::Incomplete => return Err(corrupt(CorruptionKind::NotSealed)),
                 Slot::Bad(f) => return Err(corrupt(CorruptionKind::Format(f))),
             }
         }
     }
+}
+
+/// What recovery would call damage at `at` in an active segment's durable bytes: damage
+/// before a valid record, or, with none after it, a tail it would have to cut.
+fn active_damage(bytes: &[u8], at: usize, seg: SegmentId) -> CorruptionKind {
+    let mut q = at + format::FRAME_ALIGN_BYTES;
+    while q + format::FRAME_HEADER_BYTES <= bytes.len() {
+        if let Slot::Frame(_) = format::decode_slot(&bytes[q..], seg) {
+            return CorruptionKind::DamageBeforeValidRecord { valid_at: q as u64, fault: None };
+        }
+        q += format::FRAME_ALIGN_BYTES;
+    }
+    CorruptionKind::TornTail { bytes: (bytes.len() - at) as u64 }
 }
 
 impl Iterator for LogIter {

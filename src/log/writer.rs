@@ -286,6 +286,7 @@ impl Writer {
         // Readers read the active segment up to here; every frame before it is durable.
         v.active_bytes = self.file_pos;
         v.durable_lsn = self.synced_lsn;
+        shared.durable_lsn.store(self.synced_lsn.0, std::sync::atomic::Ordering::Release);
         drop(v);
         shared.durable_changed.notify_all();
     }

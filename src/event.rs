@@ -1,0 +1,212 @@
+//! The record schema: one variant per mutation of the reference API, wrapped in an
+//! [`Envelope`] with the wall-clock time and the actor.
+//!
+//! Each variant has a fixed record kind (the frame's `kind` field, see `log-format.md`);
+//! a new shape of a variant gets a new kind number, so old logs keep decoding. Update
+//! records carry the value they replaced, for the three-way resolver, sync and history.
+//! This module only describes records: validation lives in `state::validate`, application
+//! in `state`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::log::{Lsn, RecordKind};
+use crate::model::{
+    Attrs, BlobId, BranchId, Bush, Snapshot, SnapshotId, SnapshotMeta, Timestamp, Volume, VolumeId, VolumeSet,
+    VolumeSetId, VolumeSetMeta,
+};
+
+/// A new branch: the snapshots it adds (oldest first, only those not already present) and
+/// its tip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewBranch {
+    pub volume_set: VolumeSetId,
+    pub branch: BranchId,
+    pub name: String,
+    pub snapshots: Vec<Snapshot>,
+    pub tip: SnapshotId,
+}
+
+/// One snapshot's metadata change within an `UpdateSnapshots` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotUpdate {
+    pub id: SnapshotId,
+    pub new: SnapshotMeta,
+    pub old: SnapshotMeta,
+    /// A blob id set by the update (only ever from nil to a value).
+    pub set_blob: Option<BlobId>,
+}
+
+/// The unnamed (or renamed) branch that a `DeleteSnapshots` leaves on the new tip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTip {
+    pub snapshot: SnapshotId,
+    pub branch: BranchId,
+    pub name: String,
+}
+
+/// One mutation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    ImportVolumeSet {
+        volume_set: VolumeSet,
+    },
+    UpdateVolumeSet {
+        id: VolumeSetId,
+        new: VolumeSetMeta,
+        old: VolumeSetMeta,
+    },
+    SetVolumeSetSize {
+        id: VolumeSetId,
+        size: u64,
+        old_size: u64,
+    },
+    DeleteVolumeSet {
+        id: VolumeSetId,
+    },
+    ForkBranch(NewBranch),
+    ImportBranch(NewBranch),
+    ExtendBranch {
+        volume_set: VolumeSetId,
+        branch: BranchId,
+        old_tip: SnapshotId,
+        snapshots: Vec<Snapshot>,
+    },
+    RenameBranch {
+        volume_set: VolumeSetId,
+        branch: BranchId,
+        old_name: String,
+        new_name: String,
+    },
+    UpdateSnapshots {
+        updates: Vec<SnapshotUpdate>,
+    },
+    SetBlobIdAndSize {
+        snapshot: SnapshotId,
+        blob: BlobId,
+        size: u64,
+        old_blob: BlobId,
+        old_size: u64,
+    },
+    DeleteSnapshots {
+        volume_set: VolumeSetId,
+        snapshots: Vec<SnapshotId>,
+        removed_branches: Vec<BranchId>,
+        new_tip: Option<NewTip>,
+    },
+    ImportBush {
+        bush: Bush,
+    },
+    DeleteBush {
+        root: SnapshotId,
+    },
+    ImportVolume {
+        volume: Volume,
+    },
+    UpdateVolume {
+        id: VolumeId,
+        name: String,
+        attrs: Attrs,
+        old_name: String,
+        old_attrs: Attrs,
+    },
+    DeleteVolume {
+        id: VolumeId,
+    },
+}
+
+/// Every kind this version writes, with its name (for dumps and `--kind` filters).
+pub const KINDS: [(u16, &str); 16] = [
+    (1, "import-volume-set"),
+    (2, "update-volume-set"),
+    (3, "set-volume-set-size"),
+    (4, "delete-volume-set"),
+    (5, "fork-branch"),
+    (6, "import-branch"),
+    (7, "extend-branch"),
+    (8, "rename-branch"),
+    (9, "update-snapshots"),
+    (10, "set-blob-id-and-size"),
+    (11, "delete-snapshots"),
+    (12, "import-bush"),
+    (13, "delete-bush"),
+    (14, "import-volume"),
+    (15, "update-volume"),
+    (16, "delete-volume"),
+];
+
+/// The name of a record kind, if this version knows it.
+pub fn kind_name(kind: RecordKind) -> Option<&'static str> {
+    KINDS.iter().find(|(k, _)| *k == kind.0).map(|(_, n)| *n)
+}
+
+impl Event {
+    /// The record kind this event is written with.
+    pub fn kind(&self) -> RecordKind {
+        RecordKind(match self {
+            Event::ImportVolumeSet { .. } => 1,
+            Event::UpdateVolumeSet { .. } => 2,
+            Event::SetVolumeSetSize { .. } => 3,
+            Event::DeleteVolumeSet { .. } => 4,
+            Event::ForkBranch(_) => 5,
+            Event::ImportBranch(_) => 6,
+            Event::ExtendBranch { .. } => 7,
+            Event::RenameBranch { .. } => 8,
+            Event::UpdateSnapshots { .. } => 9,
+            Event::SetBlobIdAndSize { .. } => 10,
+            Event::DeleteSnapshots { .. } => 11,
+            Event::ImportBush { .. } => 12,
+            Event::DeleteBush { .. } => 13,
+            Event::ImportVolume { .. } => 14,
+            Event::UpdateVolume { .. } => 15,
+            Event::DeleteVolume { .. } => 16,
+        })
+    }
+
+    /// The volume set this event belongs to, when it names one directly.
+    pub fn volume_set(&self) -> Option<VolumeSetId> {
+        match self {
+            Event::ImportVolumeSet { volume_set } => Some(volume_set.id),
+            Event::UpdateVolumeSet { id, .. } | Event::SetVolumeSetSize { id, .. } | Event::DeleteVolumeSet { id } => {
+                Some(*id)
+            }
+            Event::ForkBranch(b) | Event::ImportBranch(b) => Some(b.volume_set),
+            Event::ExtendBranch { volume_set, .. }
+            | Event::RenameBranch { volume_set, .. }
+            | Event::DeleteSnapshots { volume_set, .. } => Some(*volume_set),
+            Event::ImportBush { bush } => Some(bush.volume_set),
+            Event::ImportVolume { volume } => Some(volume.volume_set),
+            _ => None,
+        }
+    }
+}
+
+/// A record as stored: the event, when it happened, and who did it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub time: Timestamp,
+    pub actor: Option<String>,
+    pub event: Event,
+}
+
+impl Envelope {
+    /// Encodes the record payload.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        crate::codec::encode(self)
+    }
+
+    /// Decodes a record payload and checks it against the frame's kind.
+    pub fn decode(lsn: Lsn, kind: RecordKind, payload: &[u8]) -> Result<Envelope> {
+        if kind_name(kind).is_none() {
+            return Err(Error::Decode { lsn, message: format!("unknown record kind {}", kind.0) });
+        }
+        let env: Envelope = crate::codec::decode(lsn, payload)?;
+        if env.event.kind() != kind {
+            return Err(Error::Decode {
+                lsn,
+                message: format!("frame kind {} holds a {} record", kind.0, kind_name(env.event.kind()).unwrap_or("?")),
+            });
+        }
+        Ok(env)
+    }
+}

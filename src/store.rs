@@ -1,0 +1,607 @@
+//! The metadata store: the reference API, where every mutation is validated against the
+//! state, appended to the log as one record, and applied to the projections.
+//!
+//! Writers serialize on one mutex for validate + submit + apply, so log order is
+//! validation order and each mutation sees every one queued before it (two extends of one
+//! tip: the second sees the first). Durability is waited for outside that mutex, so
+//! concurrent writers share fsyncs. Readers see only durable state: a reader that finds
+//! applied records not yet durable waits (holding its read lock, so no further records
+//! apply meanwhile) until they are, which is at most one group commit. A failed write or
+//! fsync poisons the store: the projections may hold records the disk lost, so every
+//! later call fails until the store is reopened and replayed.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use crate::error::{Error, Result};
+use crate::event::{Envelope, Event};
+use crate::log::{fs, Durability, Log, LogOptions, Lsn, Record, RecoveryReport};
+use crate::model::{
+    Attrs, BlobId, Branch, BranchId, BranchQuery, Bush, Snapshot, SnapshotId, SnapshotQuery, Timestamp, Volume,
+    VolumeId, VolumeSet, VolumeSetId, VolumeSetQuery,
+};
+use crate::state::query::{CanonicalDump, Counts};
+use crate::state::State;
+use crate::sync::MetaConflict;
+
+/// Settings of a store.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    pub log: LogOptions,
+    /// Recorded as the actor of every mutation made through this handle.
+    pub actor: Option<String>,
+}
+
+/// A (volume set, snapshot) pair for [`Store::update_snapshots`]: current and initial.
+pub type SnapshotPair = (Snapshot, Option<Snapshot>);
+
+/// The result of negotiating a blob transfer: the base snapshot to diff from (none:
+/// start from empty) and its blob id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobBase {
+    pub base: Option<SnapshotId>,
+    pub base_blob: BlobId,
+}
+
+/// An open metadata store. `Send + Sync`: share it with an `Arc`.
+pub struct Store {
+    log: Log,
+    state: RwLock<State>,
+    write: Mutex<()>,
+    options: StoreOptions,
+    poisoned: AtomicBool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("log", &self.log).finish()
+    }
+}
+
+/// Replays every durable record of a log into a fresh state, up to `until` (inclusive).
+fn replay(log: &Log, until: Option<Lsn>) -> Result<State> {
+    let mut state = State::new();
+    let until = until.unwrap_or(Lsn(u64::MAX));
+    // Most records add a snapshot: size the table once instead of growing it repeatedly.
+    state.reserve_snapshots(log.durable_lsn().0.min(until.0).min(1 << 26) as usize);
+    let mut it = log.iter_from(Lsn(1));
+    while let Some(r) = it.next_record()? {
+        if r.lsn > until {
+            break;
+        }
+        let env = Envelope::decode(r.lsn, r.kind, r.payload)?;
+        state.apply(r.lsn, &env);
+    }
+    Ok(state)
+}
+
+impl Store {
+    /// Opens (creating if needed) a store in `dir` for writing: takes the lock, recovers
+    /// the log and replays it.
+    pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let log = Log::open(dir, options.log.clone())?;
+        Store::from_log(log, options)
+    }
+
+    /// Opens a store read-only (no lock, no change to any file), beside a live writer or
+    /// on a copy. [`Store::refresh`] picks up what a writer made durable since.
+    pub fn open_read_only(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let log = Log::open_read_only(dir, options.log.clone())?;
+        Store::from_log(log, options)
+    }
+
+    /// Opens a store for writing on any storage (tests use the simulated one).
+    pub fn open_with(storage: Arc<dyn fs::Storage>, options: StoreOptions) -> Result<Store> {
+        let log = Log::open_with(storage, options.log.clone())?;
+        Store::from_log(log, options)
+    }
+
+    fn from_log(log: Log, options: StoreOptions) -> Result<Store> {
+        let state = replay(&log, None)?;
+        Ok(Store { log, state: RwLock::new(state), write: Mutex::new(()), options, poisoned: AtomicBool::new(false) })
+    }
+
+    /// What log recovery found when this store was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        self.log.recovery_report()
+    }
+
+    /// The log underneath (for inspection, shipping and sync).
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The LSN of the last durable record.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.log.durable_lsn()
+    }
+
+    /// Makes everything appended so far durable (for buffered mode).
+    pub fn flush(&self) -> Result<Lsn> {
+        self.log.flush()
+    }
+
+    /// Read-only stores: replays what a writer made durable since the last look.
+    pub fn refresh(&self) -> Result<Lsn> {
+        if self.log.is_writable() {
+            return Ok(self.durable_lsn());
+        }
+        let applied = self.state.read().unwrap_or_else(|e| e.into_inner()).applied_lsn();
+        let durable = self.log.refresh()?;
+        if durable > applied {
+            let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+            let mut it = self.log.iter_from(st.applied_lsn().next());
+            while let Some(r) = it.next_record()? {
+                let env = Envelope::decode(r.lsn, r.kind, r.payload)?;
+                st.apply(r.lsn, &env);
+            }
+        }
+        Ok(durable)
+    }
+
+    /// Closes the store, making buffered records durable first.
+    pub fn close(self) -> Result<()> {
+        self.log.close()
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) || self.log.is_poisoned() {
+            self.poisoned.store(true, Ordering::Release);
+            return Err(Error::Poisoned { reason: "a write or fsync failed; reopen the store".into() });
+        }
+        Ok(())
+    }
+
+    /// The durable state, for reading. Waits (at most one group commit) if records were
+    /// applied that are not durable yet.
+    pub fn read(&self) -> Result<RwLockReadGuard<'_, State>> {
+        self.check_poisoned()?;
+        let g = self.state.read().unwrap_or_else(|e| e.into_inner());
+        if self.options.log.durability == Durability::Sync && self.log.is_writable() {
+            let applied = g.applied_lsn();
+            if self.log.durable_lsn() < applied {
+                if let Err(e) = self.log.wait_durable(applied, None) {
+                    self.poisoned.store(true, Ordering::Release);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(g)
+    }
+
+    /// Validates under the writer mutex, appends the event, applies it, then waits for
+    /// durability outside the mutex.
+    fn mutate<T>(&self, f: impl FnOnce(&State) -> Result<(Option<Event>, T)>) -> Result<T> {
+        self.check_poisoned()?;
+        if !self.log.is_writable() {
+            return Err(Error::ReadOnly);
+        }
+        let ticket = {
+            let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+            self.check_poisoned()?;
+            let (event, out) = {
+                let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+                f(&st)?
+            };
+            let Some(event) = event else { return Ok(out) };
+            let env = Envelope { time: Timestamp::now(), actor: self.options.actor.clone(), event };
+            let record = Record { kind: env.event.kind(), payload: env.encode()? };
+            let ticket = self.log.submit(vec![record], self.options.log.durability)?;
+            self.state.write().unwrap_or_else(|e| e.into_inner()).apply(ticket.range.last, &env);
+            (ticket, out)
+        };
+        match self.log.wait(ticket.0) {
+            Ok(_) => Ok(ticket.1),
+            Err(e) => {
+                // The projections hold a record the disk may not: refuse everything until reopened.
+                self.poisoned.store(true, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    /// A read-only state as of a past LSN, replayed from the log.
+    pub fn as_of(&self, lsn: Lsn) -> Result<State> {
+        replay(&self.log, Some(lsn.min(self.durable_lsn())))
+    }
+
+    /// A read-only state as of a wall-clock time: every record stamped at or before it.
+    pub fn as_of_time(&self, time: Timestamp) -> Result<State> {
+        let mut last = Lsn::ZERO;
+        let mut it = self.log.iter_from(Lsn(1));
+        while let Some(r) = it.next_record()? {
+            let env = Envelope::decode(r.lsn, r.kind, r.payload)?;
+            if env.time > time {
+                break;
+            }
+            last = r.lsn;
+        }
+        self.as_of(last)
+    }
+
+    /// Counts of everything held.
+    pub fn counts(&self) -> Result<Counts> {
+        Ok(self.read()?.counts())
+    }
+
+    /// The whole durable state, sorted by id.
+    pub fn canonical_dump(&self) -> Result<CanonicalDump> {
+        Ok(self.read()?.canonical_dump())
+    }
+
+    // ---- Volume sets -------------------------------------------------------------------
+
+    /// Creates a volume set with the given id (`VolumeSetAlreadyExists` if present).
+    pub fn import_volume_set(&self, vs: &VolumeSet) -> Result<()> {
+        self.mutate(|st| Ok((Some(st.check_import_volume_set(vs)?), ())))
+    }
+
+    /// Creates a volume set with a fresh random id, times now (the original `VolumeSet`
+    /// helper).
+    pub fn create_volume_set(
+        &self,
+        name: &str,
+        prefix: &str,
+        attrs: Attrs,
+        description: &str,
+        owner: &str,
+        creator: &str,
+    ) -> Result<VolumeSet> {
+        let now = Timestamp::now();
+        let mut vs = VolumeSet::new(VolumeSetId::random(), name);
+        vs.prefix = prefix.to_string();
+        vs.attrs = attrs;
+        vs.description = description.to_string();
+        vs.owner = owner.to_string();
+        vs.creator = creator.to_string();
+        vs.created = now;
+        vs.last_modified = now;
+        self.import_volume_set(&vs)?;
+        Ok(vs)
+    }
+
+    /// One volume set.
+    pub fn get_volume_set(&self, id: VolumeSetId) -> Result<VolumeSet> {
+        self.read()?.get_volume_set(id)
+    }
+
+    /// Volume sets matching a query (filter, sort, then offset and limit).
+    pub fn get_volume_sets(&self, q: &VolumeSetQuery) -> Result<Vec<VolumeSet>> {
+        self.read()?.get_volume_sets(q)
+    }
+
+    /// Three-way update of a volume set's metadata (`init = None`: unconditional). Returns
+    /// an entry when target won (the caller should adopt it).
+    pub fn update_volume_set(
+        &self,
+        cur: &VolumeSet,
+        init: Option<&VolumeSet>,
+    ) -> Result<Option<MetaConflict<VolumeSet>>> {
+        self.mutate(|st| st.check_update_volume_set(cur, init))
+    }
+
+    /// Like [`Store::update_volume_set`] but writes nothing: what would be returned.
+    pub fn pull_volume_set(
+        &self,
+        cur: &VolumeSet,
+        init: Option<&VolumeSet>,
+    ) -> Result<Option<MetaConflict<VolumeSet>>> {
+        Ok(self.read()?.check_update_volume_set(cur, init)?.1)
+    }
+
+    /// Sets a volume set's size.
+    pub fn set_volume_set_size(&self, id: VolumeSetId, size: u64) -> Result<()> {
+        self.mutate(|st| Ok((Some(st.check_set_volume_set_size(id, size)?), ())))
+    }
+
+    /// Removes a volume set and everything in it.
+    pub fn delete_volume_set(&self, id: VolumeSetId) -> Result<()> {
+        self.mutate(|st| Ok((Some(st.check_delete_volume_set(id)?), ())))
+    }
+
+    /// Sum of the sizes of the given volume sets.
+    pub fn disk_space_usage(&self, ids: &[VolumeSetId]) -> Result<u64> {
+        self.read()?.disk_space_usage(ids)
+    }
+
+    // ---- Branches and snapshots --------------------------------------------------------
+
+    /// Creates a branch (fresh random id) from a chain of snapshots, oldest first; the
+    /// first one's parent is an existing snapshot or none. Empty: no-op. Returns the
+    /// branch id (`None` for the no-op).
+    pub fn fork_branch(&self, name: &str, snaps: &[Snapshot]) -> Result<Option<BranchId>> {
+        let id = BranchId::random();
+        self.mutate(|st| Ok((st.check_new_branch(id, name, snaps, false)?, (!snaps.is_empty()).then_some(id))))
+    }
+
+    /// Like [`Store::fork_branch`] with a given branch id (used by sync).
+    pub fn import_branch(&self, id: BranchId, name: &str, snaps: &[Snapshot]) -> Result<()> {
+        self.mutate(|st| Ok((st.check_new_branch(id, name, snaps, true)?, ())))
+    }
+
+    /// Adds a chain of snapshots to the branch whose tip is the first one's parent.
+    pub fn extend_branch(&self, snaps: &[Snapshot]) -> Result<()> {
+        self.mutate(|st| Ok((st.check_extend_branch(snaps)?, ())))
+    }
+
+    /// Renames a branch.
+    pub fn rename_branch(&self, vs: VolumeSetId, old: &str, new: &str) -> Result<()> {
+        self.mutate(|st| Ok((Some(st.check_rename_branch(vs, old, new)?), ())))
+    }
+
+    /// The tip of a named branch.
+    pub fn get_tip(&self, vs: VolumeSetId, name: &str) -> Result<Snapshot> {
+        self.read()?.get_tip(vs, name)
+    }
+
+    /// Branches of a volume set matching a query, each with its tip.
+    pub fn get_branches(&self, q: &BranchQuery) -> Result<Vec<Branch>> {
+        self.read()?.get_branches(q)
+    }
+
+    /// One branch by id.
+    pub fn get_branch(&self, vs: VolumeSetId, id: BranchId) -> Result<Branch> {
+        self.read()?.get_branch(vs, id)
+    }
+
+    /// The snapshots of the one branch a query matches, tip first.
+    pub fn get_snapshots_by_branch(&self, q: &BranchQuery) -> Result<Vec<Snapshot>> {
+        self.read()?.get_snapshots_by_branch(q)
+    }
+
+    /// Builds one snapshot (times now) and forks a new branch `branch_name` with it; the
+    /// parent must belong to `vs`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn snapshot_fork(
+        &self,
+        vs: VolumeSetId,
+        id: SnapshotId,
+        branch_name: &str,
+        parent: Option<SnapshotId>,
+        blob: BlobId,
+        attrs: Attrs,
+        name: &str,
+        size: u64,
+        description: &str,
+    ) -> Result<Snapshot> {
+        let s = new_snapshot(vs, id, parent, blob, attrs, name, size, description);
+        self.fork_branch(branch_name, std::slice::from_ref(&s))?;
+        self.get_snapshot(id)
+    }
+
+    /// Builds one snapshot (times now) on top of the tip `parent` and extends its branch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn snapshot_extend(
+        &self,
+        id: SnapshotId,
+        parent: SnapshotId,
+        blob: BlobId,
+        attrs: Attrs,
+        name: &str,
+        size: u64,
+        description: &str,
+    ) -> Result<Snapshot> {
+        let vs = self.get_volume_set_by_snap_id(parent)?;
+        let s = new_snapshot(vs, id, Some(parent), blob, attrs, name, size, description);
+        self.extend_branch(std::slice::from_ref(&s))?;
+        self.get_snapshot(id)
+    }
+
+    /// One snapshot, with depth, child count, tip flag and branch name.
+    pub fn get_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
+        self.read()?.get_snapshot(id)
+    }
+
+    /// Snapshots matching a query (filter, sort, then offset and limit).
+    pub fn get_snapshots(&self, q: &SnapshotQuery) -> Result<Vec<Snapshot>> {
+        self.read()?.get_snapshots(q)
+    }
+
+    /// Ids of all snapshots of a volume set.
+    pub fn get_snapshot_ids(&self, vs: VolumeSetId) -> Result<Vec<SnapshotId>> {
+        self.read()?.get_snapshot_ids(vs)
+    }
+
+    /// The volume set of a snapshot.
+    pub fn get_volume_set_by_snap_id(&self, snap: SnapshotId) -> Result<VolumeSetId> {
+        self.read()?.get_volume_set_by_snap_id(snap)
+    }
+
+    /// Three-way update of one snapshot's metadata; sets last-modified to now.
+    pub fn update_snapshot(&self, cur: &Snapshot, init: Option<&Snapshot>) -> Result<Option<MetaConflict<Snapshot>>> {
+        let mut cur = cur.clone();
+        cur.last_modified = Timestamp::now();
+        Ok(self.update_snapshots(&[(cur, init.cloned())])?.pop())
+    }
+
+    /// Three-way update of a batch of snapshots: resolved against one state and written
+    /// as one record, or not at all.
+    pub fn update_snapshots(&self, pairs: &[SnapshotPair]) -> Result<Vec<MetaConflict<Snapshot>>> {
+        self.mutate(|st| st.check_update_snapshots(pairs))
+    }
+
+    /// Like [`Store::update_snapshots`] but writes nothing.
+    pub fn pull_snapshots(&self, pairs: &[SnapshotPair]) -> Result<Vec<MetaConflict<Snapshot>>> {
+        Ok(self.read()?.check_update_snapshots(pairs)?.1)
+    }
+
+    /// Sets a snapshot's blob id and size, unconditionally.
+    pub fn set_blob_id_and_size(&self, snap: SnapshotId, blob: &BlobId, size: u64) -> Result<()> {
+        self.mutate(|st| Ok((Some(st.check_set_blob(snap, blob, size)?), ())))
+    }
+
+    /// Deletes snapshots (every child of a deleted snapshot must be deleted too); then
+    /// `new_tip`, if it has no children left, becomes the tip of a new branch that keeps
+    /// the name of the removed branch.
+    pub fn delete_snapshots(&self, snaps: &[SnapshotId], new_tip: Option<SnapshotId>) -> Result<()> {
+        let id = BranchId::random();
+        self.mutate(|st| Ok((st.check_delete_snapshots(snaps, new_tip, id)?, ())))
+    }
+
+    /// Deletes a branch the way the original client did: walks back from the tip while a
+    /// snapshot has at most one child (the one just deleted), no volume based on it, and
+    /// is no other branch's tip; deletes those. The snapshot where the walk stopped, left
+    /// without children, becomes the tip of a branch that keeps the deleted branch's name
+    /// (the reference leaves the name question open; keeping it means the history up to the
+    /// fork point stays reachable by name). Returns the deleted snapshot ids.
+    pub fn delete_branch(&self, vs: VolumeSetId, name: &str) -> Result<Vec<SnapshotId>> {
+        let id = BranchId::random();
+        self.mutate(|st| {
+            let tip = st.get_tip(vs, name)?;
+            let mut doomed = Vec::new();
+            let mut at = Some(tip.id);
+            while let Some(s) = at {
+                let snap = st.get_snapshot(s)?;
+                let children_left = snap.num_children - u32::from(!doomed.is_empty());
+                if children_left > 0 || st.num_volumes(s)? > 0 || (s != tip.id && snap.is_tip) {
+                    break;
+                }
+                doomed.push(s);
+                at = snap.parent;
+            }
+            if doomed.is_empty() {
+                return Err(Error::HasChildren { snapshot: tip.id, children: tip.num_children });
+            }
+            Ok((st.check_delete_snapshots(&doomed, at, id)?, doomed))
+        })
+    }
+
+    /// Number of snapshots whose parent is this one.
+    pub fn num_children(&self, snap: SnapshotId) -> Result<u32> {
+        self.read()?.num_children(snap)
+    }
+
+    // ---- Blobs ---------------------------------------------------------------------------
+
+    /// Blob ids of known snapshots (nil for known ones without data; unknown ids absent).
+    pub fn get_blob_ids(&self, snaps: &[SnapshotId]) -> Result<HashMap<SnapshotId, BlobId>> {
+        Ok(self.read()?.get_blob_ids(snaps))
+    }
+
+    /// One snapshot's blob id.
+    pub fn get_blob_id(&self, snap: SnapshotId) -> Result<BlobId> {
+        self.read()?.get_blob_id(snap)
+    }
+
+    /// For an upload of `target`: the newest candidate (oldest → newest) this store has a
+    /// blob for, as the diff base. `AlreadyHaveBlob` if the target's data is here;
+    /// `SnapshotNotFound` for an unknown target or candidate.
+    pub fn find_non_missing_snapshot(&self, target: SnapshotId, candidates: &[SnapshotId]) -> Result<BlobBase> {
+        let st = self.read()?;
+        if !st.get_blob_id(target)?.is_nil() {
+            return Err(Error::AlreadyHaveBlob(target));
+        }
+        newest_with_blob(&st, candidates)
+    }
+
+    /// For a download of `target`: the newest candidate with a blob (the diff base), its
+    /// blob id and the target's blob id. The target must be here with its data.
+    pub fn request_blob_diff(&self, target: SnapshotId, candidates: &[SnapshotId]) -> Result<(BlobBase, BlobId)> {
+        let st = self.read()?;
+        let blob = st.get_blob_id(target)?;
+        if blob.is_nil() {
+            return Err(Error::NoBlob(target));
+        }
+        Ok((newest_with_blob(&st, candidates)?, blob))
+    }
+
+    // ---- Bushes ----------------------------------------------------------------------------
+
+    /// Records the bush of a root snapshot.
+    pub fn import_bush(&self, bush: &Bush) -> Result<()> {
+        self.mutate(|st| Ok((Some(st.check_import_bush(bush)?), ())))
+    }
+
+    /// The bush of any snapshot (its root's).
+    pub fn get_bush(&self, snap: SnapshotId) -> Result<Bush> {
+        self.read()?.get_bush(snap)
+    }
+
+    /// Removes a bush.
+    pub fn delete_bush(&self, root: SnapshotId) -> Result<()> {
+        self.mutate(|st| Ok((Some(st.check_delete_bush(root)?), ())))
+    }
+
+    /// The distinct bushes of all branch tips of a volume set.
+    pub fn get_bushes(&self, vs: VolumeSetId) -> Result<Vec<Bush>> {
+        self.read()?.get_bushes(vs)
+    }
+
+    // ---- Volumes -----------------------------------------------------------------------------
+
+    /// Records a volume.
+    pub fn import_volume(&self, v: &Volume) -> Result<()> {
+        self.mutate(|st| Ok((Some(st.check_import_volume(v)?), ())))
+    }
+
+    /// One volume.
+    pub fn get_volume(&self, id: &VolumeId) -> Result<Volume> {
+        self.read()?.get_volume(id)
+    }
+
+    /// Removes a volume.
+    pub fn delete_volume(&self, id: &VolumeId) -> Result<()> {
+        self.mutate(|st| Ok((Some(st.check_delete_volume(id)?), ())))
+    }
+
+    /// Volumes of a volume set, ordered by id.
+    pub fn get_volumes(&self, vs: VolumeSetId) -> Result<Vec<Volume>> {
+        self.read()?.get_volumes(vs)
+    }
+
+    /// All volumes, ordered by id.
+    pub fn get_all_volumes(&self) -> Result<Vec<Volume>> {
+        Ok(self.read()?.get_all_volumes())
+    }
+
+    /// Updates a volume's name and attributes.
+    pub fn update_volume(&self, v: &Volume) -> Result<()> {
+        self.mutate(|st| Ok((st.check_update_volume(v)?, ())))
+    }
+
+    /// Number of volumes based on a snapshot.
+    pub fn num_volumes(&self, snap: SnapshotId) -> Result<u32> {
+        self.read()?.num_volumes(snap)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn new_snapshot(
+    vs: VolumeSetId,
+    id: SnapshotId,
+    parent: Option<SnapshotId>,
+    blob: BlobId,
+    attrs: Attrs,
+    name: &str,
+    size: u64,
+    description: &str,
+) -> Snapshot {
+    let now = Timestamp::now();
+    let mut s = Snapshot::new(id, vs, parent);
+    s.blob = blob;
+    s.attrs = attrs;
+    s.name = name.to_string();
+    s.size = size;
+    s.description = description.to_string();
+    s.created = now;
+    s.last_modified = now;
+    s
+}
+
+fn newest_with_blob(st: &State, candidates: &[SnapshotId]) -> Result<BlobBase> {
+    let blobs = candidates.iter().map(|c| st.get_blob_id(*c)).collect::<Result<Vec<_>>>()?;
+    Ok(candidates
+        .iter()
+        .zip(blobs)
+        .rev()
+        .find(|(_, b)| !b.is_nil())
+        .map(|(c, b)| BlobBase { base: Some(*c), base_blob: b })
+        .unwrap_or(BlobBase { base: None, base_blob: BlobId::nil() }))
+}
+
+/// Checks a branch name the way the original `ValidateBranchName` did, and more.
+pub fn validate_branch_name(name: &str) -> Result<()> {
+    crate::model::validate_branch_name(name)
+}
