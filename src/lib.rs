@@ -16,25 +16,44 @@
 //! | `log::writer` | the writer thread: framing, rotation, pre-writing, group fsync | retry a failed fsync |
 //! | `log::reader` | iterating records from any LSN | read past the durable end |
 //! | [`codec`] | bincode 2.0.x with one pinned configuration | anything else |
+//! | [`model`] | ids, objects, queries, name rules | hold state or do I/O |
+//! | [`event`] | the record schema: one variant per mutation, kinds, envelope | validate or apply |
+//! | [`state`] | projections: `apply(record)`, the indexes, every query; `validate` turns a request into an event | touch files |
+//! | [`sync`] | the three-way resolver | touch files |
+//! | [`store`] | `Store`: validate → append → apply; the public API | know bytes |
 //! | [`error`] | the one typed error enum | |
 //!
-//! ## The life of an append
+//! ## The life of a mutation
 //!
-//! 1. [`Log::submit`] checks limits, then under the submit lock assigns the next LSNs and
-//!    queues the batch on a bounded channel (queue order = LSN order).
-//! 2. The writer thread takes the first queued batch and everything else already queued,
-//!    frames them (CRC-32 salted with the segment id), writes them with one write, and,
-//!    if any asked for durability, calls fdatasync once for the whole group.
-//! 3. It publishes the new durable LSN; waiters wake; readers now see the records.
+//! 1. `Store::extend_branch` (say) takes the writer mutex and validates the request
+//!    against the state, which includes every mutation queued before it, producing one
+//!    [`event::Event`] (or an error, and then nothing is written).
+//! 2. The event, in an [`event::Envelope`] with time and actor, is encoded and handed to
+//!    [`Log::submit`], which assigns the next LSN and queues it on a bounded channel
+//!    (queue order = LSN order = validation order).
+//! 3. The event is applied to the projections; the mutex is released; the caller waits
+//!    for durability outside it, so concurrent writers share one fsync.
+//! 4. The writer thread takes the queued batch and everything else queued, frames them
+//!    (CRC-32 salted with the segment id), writes them with one write and calls fdatasync
+//!    once for the group; it publishes the new durable LSN and the waiters wake.
+//! 5. Readers see only durable state: a read that finds applied records not yet durable
+//!    waits (at most one group commit) with its read lock held.
+//!
+//! Opening a store recovers the log (cutting a torn tail, failing on real damage) and
+//! replays every record through [`state::State::apply`], which cannot fail: a record is
+//! only ever written after it was validated against the state it is applied to.
 //!
 //! ## Invariants
 //!
 //! * LSNs are dense from 1, and a batch never spans two segments.
 //! * Every segment but the last is sealed (footer with count, last LSN, blake3 digest).
 //! * Segment `n`'s header holds the digest of segment `n - 1`: a hash chain over the log.
-//! * Readers see only durable records.
-//! * After a failed write or fsync the log is poisoned until reopened.
-//!
+//! * Readers see only durable records and durable state.
+//! * After a failed write or fsync the log and the store are poisoned until reopened.
+//! * Snapshots of a volume set form a forest; every leaf is the tip of exactly one branch;
+//!   a snapshot is the tip of at most one branch; branch names are unique per volume set
+//!   (empty names excepted); no snapshot is ever orphaned.
+
 //! ## Example
 //!
 //! ```
@@ -63,3 +82,8 @@ pub use log::{Durability, Log, LogOptions, Lsn, Record, RecordKind, RecoveryMode
 pub use model::*;
 pub use store::{BlobBase, SnapshotPair, Store, StoreOptions};
 pub use sync::{MetaConflict, ResolveStatus};
+
+/// The code examples of README.md, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -3,7 +3,7 @@
 //!
 //! The log knows nothing of volume sets or snapshots: it stores `(kind, payload)` pairs.
 //!
-//! * [`format`]: the bytes (header, frame, footer), pure functions.
+//! * [`format`](mod@format): the bytes (header, frame, footer), pure functions.
 //! * [`fs`]: the storage trait, the real directory and the simulated one for crash tests.
 //! * [`segment`]: checking one segment's bytes end to end.
 //! * `recovery`: opening a directory: list, check, cut a torn tail, report.
@@ -241,7 +241,7 @@ pub struct Log {
     report: RecoveryReport,
 }
 
-/// A claim on appended records; [`Ticket::wait`] returns once they are durable.
+/// A claim on appended records; [`Log::wait`] on it returns once they are durable.
 #[must_use = "a ticket must be waited on to know the records are durable"]
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
