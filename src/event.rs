@@ -210,3 +210,31 @@ impl Envelope {
         Ok(env)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins the payload bytes of one record, as `log-format.md` §4 describes them.
+    #[test]
+    fn payload_bytes_are_as_specified() {
+        let id = VolumeSetId(uuid::Uuid::from_bytes([7; 16]));
+        let env = Envelope { time: Timestamp(-2), actor: Some("ab".into()), event: Event::DeleteVolumeSet { id } };
+        let mut want = vec![3u8]; // zigzag(-2) = 3
+        want.extend([1, 2, b'a', b'b']); // Some, length 2, "ab"
+        want.push(3); // variant index of DeleteVolumeSet
+        want.push(16); // uuid as bytes: length 16
+        want.extend([7u8; 16]);
+        assert_eq!(env.encode().unwrap(), want);
+        assert_eq!(Envelope::decode(Lsn(1), RecordKind(4), &want).unwrap(), env);
+        assert!(Envelope::decode(Lsn(1), RecordKind(5), &want).is_err(), "kind must match the variant");
+        assert!(Envelope::decode(Lsn(1), RecordKind(999), &want).is_err());
+    }
+
+    #[test]
+    fn kinds_are_the_variant_order() {
+        for (i, (k, _)) in KINDS.iter().enumerate() {
+            assert_eq!(*k as usize, i + 1);
+        }
+    }
+}
