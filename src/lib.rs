@@ -21,6 +21,7 @@
 //! | [`state`] | projections: `apply(record)`, the indexes, every query; `validate` turns a request into an event | touch files |
 //! | [`sync`] | the three-way resolver | touch files |
 //! | [`store`] | `Store`: validate → append → apply; the public API | know bytes |
+//! | [`api`] | the original's interface split as traits (`Syncable`, `MetadataStore`, `Client`, `Server`) | |
 //! | [`error`] | the one typed error enum | |
 //!
 //! ## The life of a mutation
@@ -68,6 +69,7 @@
 //! assert_eq!(recs[0].payload, b"hello");
 //! ```
 
+pub mod api;
 pub mod codec;
 pub mod error;
 pub mod event;
