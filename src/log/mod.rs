@@ -9,6 +9,7 @@
 //! * `recovery`: opening a directory: list, check, cut a torn tail, report.
 //! * `writer`: the writer thread: framing, rotation, pre-writing, group fsync.
 //! * `reader`: iterating records from any LSN.
+//! * [`verify`]: offline checking (every finding, not just the first) and repair.
 //!
 //! Invariants: LSNs are dense from 1; every segment but the last is sealed; segment `n`'s
 //! header holds the digest of segment `n - 1`; readers only ever see durable records; a
@@ -19,6 +20,7 @@ pub mod fs;
 mod reader;
 mod recovery;
 pub mod segment;
+pub mod verify;
 mod writer;
 
 use std::fmt;

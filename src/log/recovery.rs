@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::log::format::{self, Digest, DIGEST_NONE, FOOTER_BYTES};
-use crate::log::fs::Storage;
+use crate::log::fs::{FileBytes, Storage};
 use crate::log::segment::{scan_segment, ScanExpect, SegmentInfo};
 use crate::log::{LogOptions, Lsn, RecoveryMode, SegmentId};
 
@@ -115,7 +115,11 @@ fn recover_once(storage: &dyn Storage, options: &LogOptions, writable: bool) -> 
     for (i, (id, name_first, name)) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
         let file = storage.path_of(name);
-        let bytes = storage.read_all(name).map_err(|e| io("read", name, e))?;
+        let bytes = if last && !writable {
+            read_copied(storage, name).map_err(|e| io("read", name, e))?
+        } else {
+            storage.read_all(name).map_err(|e| io("read", name, e))?
+        };
         // The first segment of a log that was never trimmed starts the chain.
         let first_expected = if i > 0 {
             Some(last_lsn.next())
@@ -189,10 +193,45 @@ fn recover_once(storage: &dyn Storage, options: &LogOptions, writable: bool) -> 
         prev_digest = Some(scan.digest);
         segments.push(info);
     }
+    if writable {
+        if let Some(last) = segments.last() {
+            // What we just read may not be durable: a writer that failed an fsync (its own
+            // or the directory's) and was dropped without a power cut leaves its last
+            // segment's bytes, its seal, or a new segment's directory entry in the page
+            // cache only. Make them durable before we acknowledge anything built on them,
+            // or a later power cut loses acknowledged records or leaves an unsealed segment
+            // before the last one. Every earlier segment was synced before the one after
+            // it was created.
+            let name = &last.file_name;
+            let f = storage.open(name).map_err(|e| io("open", name, e))?;
+            f.sync_data().map_err(|e| io("fsync", name, e))?;
+            storage.sync_dir().map_err(|e| io("sync directory", ".", e))?;
+        }
+    }
     report.segments = segments.len();
     report.last_lsn = last_lsn;
     let next_id = SegmentId(segs.last().map(|s| s.0 .0 + 1).unwrap_or(1));
     Ok((Recovered { segments, last_lsn, active, next_id, last_digest: prev_digest.unwrap_or(DIGEST_NONE) }, report))
+}
+
+/// Reads a whole file with plain reads, for a reader beside a live writer. The writer
+/// truncates its last segment (the pre-written zeros when it seals it, a torn tail when it
+/// opens): a memory map of it would fault (SIGBUS, killing the process) on a page past the
+/// new end, while a read just returns the shorter file.
+fn read_copied(storage: &dyn Storage, name: &str) -> std::io::Result<FileBytes> {
+    let f = match storage.open(name) {
+        Ok(f) => f,
+        // Without write access (read-only media, permissions) fall back to the map: no
+        // writer of ours can be truncating the file then.
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem) => {
+            return storage.read_all(name);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut v = vec![0u8; f.len()? as usize];
+    let n = f.read_at(&mut v, 0)?;
+    v.truncate(n);
+    Ok(FileBytes::Owned(v))
 }
 
 /// Saves `[offset, offset + bytes)` of `name` beside it, then truncates `name` at `offset`.
