@@ -60,21 +60,54 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Records decoded per batch handed from the decoding thread to the applying one.
+const REPLAY_BATCH_RECORDS: usize = 4096;
+/// Batches in flight between the two replay threads.
+const REPLAY_QUEUE_BATCHES: usize = 8;
+
 /// Replays every durable record of a log into a fresh state, up to `until` (inclusive).
+///
+/// Decoding and applying are about equally expensive, so they run on two threads: this
+/// one reads and decodes, a helper applies, connected by a small bounded queue.
 fn replay(log: &Log, until: Option<Lsn>) -> Result<State> {
-    let mut state = State::new();
     let until = until.unwrap_or(Lsn(u64::MAX));
+    let mut state = State::new();
     // Most records add a snapshot: size the table once instead of growing it repeatedly.
     state.reserve_snapshots(log.durable_lsn().0.min(until.0).min(1 << 26) as usize);
-    let mut it = log.iter_from(Lsn(1));
-    while let Some(r) = it.next_record()? {
-        if r.lsn > until {
-            break;
-        }
-        let env = Envelope::decode(r.lsn, r.kind, r.payload)?;
-        state.apply(r.lsn, &env);
-    }
-    Ok(state)
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<(Lsn, Envelope)>>(REPLAY_QUEUE_BATCHES);
+    std::thread::scope(|scope| {
+        let applier = scope.spawn(move || {
+            for batch in rx {
+                for (lsn, env) in &batch {
+                    state.apply(*lsn, env);
+                }
+            }
+            state
+        });
+        let decoded = (|| {
+            let mut it = log.iter_from(Lsn(1));
+            let mut batch = Vec::with_capacity(REPLAY_BATCH_RECORDS);
+            while let Some(r) = it.next_record()? {
+                if r.lsn > until {
+                    break;
+                }
+                batch.push((r.lsn, Envelope::decode(r.lsn, r.kind, r.payload)?));
+                if batch.len() == REPLAY_BATCH_RECORDS {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(REPLAY_BATCH_RECORDS));
+                    if tx.send(full).is_err() {
+                        break;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let state = applier.join().map_err(|_| Error::InvalidArgument("replay thread panicked".into()))?;
+        decoded.map(|()| state)
+    })
 }
 
 impl Store {
@@ -462,6 +495,12 @@ impl Store {
                 at = snap.parent;
             }
             if doomed.is_empty() {
+                // The tip itself stopped the walk: say why (children, or volumes based on
+                // it), rather than reporting "0 children" for a tip that is in use.
+                let volumes = st.num_volumes(tip.id)?;
+                if tip.num_children == 0 && volumes > 0 {
+                    return Err(Error::SnapshotInUse { snapshot: tip.id, volumes });
+                }
                 return Err(Error::HasChildren { snapshot: tip.id, children: tip.num_children });
             }
             Ok((st.check_delete_snapshots(&doomed, at, id)?, doomed))

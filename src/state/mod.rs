@@ -11,7 +11,7 @@
 pub mod query;
 pub(crate) mod validate;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::event::{Envelope, Event, NewBranch};
 use crate::log::Lsn;
@@ -19,6 +19,12 @@ use crate::model::{
     Attrs, BlobId, BranchId, Bush, Snapshot, SnapshotId, SnapshotMeta, Timestamp, Volume, VolumeId, VolumeSet,
     VolumeSetId,
 };
+
+/// Hash maps of the projections: foldhash is several times faster than SipHash on 16-byte
+/// ids and still seeded per map, so crafted ids cannot force collisions.
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// Hash sets of the projections (see [`Map`]).
+pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// Per volume set: the stored fields plus the indexes of what it holds.
 #[derive(Debug, Clone)]
@@ -28,7 +34,7 @@ pub(crate) struct VsRow {
     pub snapshots: Vec<SnapshotId>,
     pub branch_ids: BTreeSet<BranchId>,
     /// Named branches only: unnamed ones are not unique by name.
-    pub branches_by_name: HashMap<String, BranchId>,
+    pub branches_by_name: Map<String, BranchId>,
     pub last_snapshot_time: Option<Timestamp>,
 }
 
@@ -85,14 +91,14 @@ pub(crate) struct BranchRow {
 #[derive(Debug, Clone, Default)]
 pub struct State {
     applied: Lsn,
-    pub(crate) volume_sets: HashMap<VolumeSetId, VsRow>,
-    pub(crate) snapshots: HashMap<SnapshotId, SnapRow>,
-    pub(crate) branches: HashMap<BranchId, BranchRow>,
-    pub(crate) by_tip: HashMap<SnapshotId, BranchId>,
-    pub(crate) bushes: HashMap<SnapshotId, Bush>,
+    pub(crate) volume_sets: Map<VolumeSetId, VsRow>,
+    pub(crate) snapshots: Map<SnapshotId, SnapRow>,
+    pub(crate) branches: Map<BranchId, BranchRow>,
+    pub(crate) by_tip: Map<SnapshotId, BranchId>,
+    pub(crate) bushes: Map<SnapshotId, Bush>,
     pub(crate) volumes: BTreeMap<VolumeId, Volume>,
-    pub(crate) volumes_by_base: HashMap<SnapshotId, u32>,
-    pub(crate) mount_paths: HashMap<String, VolumeId>,
+    pub(crate) volumes_by_base: Map<SnapshotId, u32>,
+    pub(crate) mount_paths: Map<String, VolumeId>,
 }
 
 impl State {
@@ -128,7 +134,7 @@ impl State {
                         vs,
                         snapshots: Vec::new(),
                         branch_ids: BTreeSet::new(),
-                        branches_by_name: HashMap::new(),
+                        branches_by_name: Map::default(),
                         last_snapshot_time: None,
                     },
                 );
@@ -290,7 +296,7 @@ impl State {
     }
 
     fn delete_snapshots(&mut self, volume_set: VolumeSetId, ids: &[SnapshotId]) {
-        let gone: std::collections::HashSet<SnapshotId> = ids.iter().copied().collect();
+        let gone: Set<SnapshotId> = ids.iter().copied().collect();
         for id in ids {
             if let Some(b) = self.by_tip.get(id).copied() {
                 self.remove_branch(b);

@@ -45,6 +45,11 @@ impl State {
         if q.id.is_some() && !q.ids.is_empty() {
             return Err(Error::InvalidArgument("give a volume set id or a list of ids, not both".into()));
         }
+        // A malformed glob is a bad query, not a query that matches nothing.
+        if let Some(g) = q.glob.as_deref() {
+            ::glob::Pattern::new(g.strip_prefix('/').unwrap_or(g))
+                .map_err(|e| Error::InvalidArgument(format!("bad volume set glob {g:?}: {e}")))?;
+        }
         let candidates: Vec<&super::VsRow> = if let Some(id) = q.id {
             self.volume_sets.get(&id).into_iter().collect()
         } else if !q.ids.is_empty() {

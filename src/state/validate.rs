@@ -2,8 +2,6 @@
 //! turned into the one [`Event`] that records it (or `None` for a no-op). A rejected
 //! mutation produces an error and no event. Pure: reads the state, changes nothing.
 
-use std::collections::{HashMap, HashSet};
-
 use crate::error::{Error, Result};
 use crate::event::{Event, NewBranch, NewTip, SnapshotUpdate};
 use crate::model::query::{validate_attrs, validate_text, DESCRIPTION_BYTES_MAX, NAME_BYTES_MAX};
@@ -11,7 +9,7 @@ use crate::model::{
     validate_branch_name, validate_volume_set_name, BlobId, BranchId, Bush, Snapshot, SnapshotId, Volume, VolumeId,
     VolumeSet, VolumeSetId,
 };
-use crate::state::State;
+use crate::state::{Map, Set, State};
 use crate::sync::{resolve, MetaConflict, ResolveStatus};
 
 /// Most snapshots in one fork, import, extend, update or delete.
@@ -59,7 +57,7 @@ fn check_chain(state: &State, snaps: &[Snapshot]) -> Result<(VolumeSetId, Vec<Sn
     if !state.volume_sets.contains_key(&vs) {
         return Err(Error::VolumeSetNotFound(vs));
     }
-    let mut seen = HashSet::with_capacity(snaps.len());
+    let mut seen = Set::with_capacity_and_hasher(snaps.len(), Default::default());
     let mut fresh = Vec::new();
     for (i, s) in snaps.iter().enumerate() {
         if s.volume_set != vs {
@@ -131,7 +129,11 @@ impl State {
         init: Option<&VolumeSet>,
     ) -> Result<(Option<Event>, Option<MetaConflict<VolumeSet>>)> {
         let target = self.get_volume_set(cur.id)?;
-        let status = resolve(target.same_meta(cur), init.map(|i| cur.same_meta(i)), init.map(|i| target.same_meta(i)));
+        // Without an initial the write is unconditional: "target equals current" must then
+        // cover every writable field (user names, last-modified), which the three-way
+        // comparison leaves out, or a change to only those is dropped as "no action".
+        let tgt_eq_cur = target.same_meta(cur) && (init.is_some() || target.meta() == cur.meta());
+        let status = resolve(tgt_eq_cur, init.map(|i| cur.same_meta(i)), init.map(|i| target.same_meta(i)));
         match status {
             ResolveStatus::NoAction => Ok((None, None)),
             ResolveStatus::UseCurrent => {
@@ -227,7 +229,7 @@ impl State {
         pairs: &[(Snapshot, Option<Snapshot>)],
     ) -> Result<(Option<Event>, Vec<MetaConflict<Snapshot>>)> {
         check_batch(pairs.len())?;
-        let mut seen = HashSet::with_capacity(pairs.len());
+        let mut seen = Set::with_capacity_and_hasher(pairs.len(), Default::default());
         let mut updates = Vec::new();
         let mut returned = Vec::new();
         for (cur, init) in pairs {
@@ -235,8 +237,11 @@ impl State {
                 return Err(Error::InvalidArgument(format!("snapshot {} appears twice in one update", cur.id)));
             }
             let target = self.get_snapshot(cur.id)?;
+            // Without an initial the write is unconditional: compare every writable field
+            // (see `check_update_volume_set`), so `update_snapshot` always stamps its time.
+            let tgt_eq_cur = target.same_meta(cur) && (init.is_some() || target.meta() == cur.meta());
             let status = resolve(
-                target.same_meta(cur),
+                tgt_eq_cur,
                 init.as_ref().map(|i| cur.same_meta(i)),
                 init.as_ref().map(|i| target.same_meta(i)),
             );
@@ -297,12 +302,12 @@ impl State {
             return Ok(None);
         }
         check_batch(snaps.len())?;
-        let gone: HashSet<SnapshotId> = snaps.iter().copied().collect();
+        let gone: Set<SnapshotId> = snaps.iter().copied().collect();
         if gone.len() != snaps.len() {
             return Err(Error::InvalidArgument("a snapshot appears twice in one delete".into()));
         }
         let vs = self.snapshots.get(&snaps[0]).ok_or(Error::SnapshotNotFound(snaps[0]))?.volume_set;
-        let mut children_gone: HashMap<SnapshotId, u32> = HashMap::new();
+        let mut children_gone: Map<SnapshotId, u32> = Map::default();
         for id in snaps {
             let row = self.snapshots.get(id).ok_or(Error::SnapshotNotFound(*id))?;
             if row.volume_set != vs {
@@ -314,7 +319,10 @@ impl State {
             if let Some(n) = self.volumes_by_base.get(id) {
                 return Err(Error::SnapshotInUse { snapshot: *id, volumes: *n });
             }
-            if let Some(p) = row.parent.filter(|p| gone.contains(p)) {
+            // Count the deleted children of every parent, not only of deleted ones: the
+            // new tip is a surviving parent, and it only becomes a leaf (and takes the
+            // branch) once its deleted children are subtracted.
+            if let Some(p) = row.parent {
                 *children_gone.entry(p).or_default() += 1;
             }
         }

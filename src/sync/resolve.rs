@@ -10,7 +10,8 @@
 //! | no | no | no | use target (conflict) |
 //!
 //! Without an `initial` the write is unconditional (use current), unless target already
-//! equals current (no action).
+//! equals current (no action); the caller then compares every writable field, not only
+//! those the three-way comparison looks at (see `state::validate`).
 
 use serde::{Deserialize, Serialize};
 
