@@ -32,7 +32,8 @@ pub(crate) struct VsRow {
     pub vs: VolumeSet,
     /// Snapshot ids in insertion order.
     pub snapshots: Vec<SnapshotId>,
-    pub branch_ids: BTreeSet<BranchId>,
+    /// Every branch (named or not), in the order listings return them: by name, then id.
+    pub branch_order: BTreeSet<(String, BranchId)>,
     /// Named branches only: unnamed ones are not unique by name.
     pub branches_by_name: Map<String, BranchId>,
     pub last_snapshot_time: Option<Timestamp>,
@@ -52,16 +53,29 @@ pub(crate) struct SnapText {
 
 impl SnapText {
     fn from_meta(m: &SnapshotMeta) -> Option<Box<SnapText>> {
-        let t = SnapText {
-            name: m.name.clone(),
-            description: m.description.clone(),
-            attrs: m.attrs.clone(),
-            creator: m.creator.clone(),
-            creator_name: m.creator_name.clone(),
-            owner: m.owner.clone(),
-            owner_name: m.owner_name.clone(),
-        };
-        (t != SnapText::default()).then(|| Box::new(t))
+        Self::from_parts(&m.name, &m.description, &m.attrs, [&m.creator, &m.creator_name, &m.owner, &m.owner_name])
+    }
+
+    fn from_snapshot(s: &Snapshot) -> Option<Box<SnapText>> {
+        Self::from_parts(&s.name, &s.description, &s.attrs, [&s.creator, &s.creator_name, &s.owner, &s.owner_name])
+    }
+
+    /// `None` when every field is empty: most snapshots carry no text, and replay should
+    /// not clone (or allocate) anything for them.
+    fn from_parts(name: &str, description: &str, attrs: &Attrs, people: [&String; 4]) -> Option<Box<SnapText>> {
+        if name.is_empty() && description.is_empty() && attrs.is_empty() && people.iter().all(|p| p.is_empty()) {
+            return None;
+        }
+        let [creator, creator_name, owner, owner_name] = people.map(|p| p.clone());
+        Some(Box::new(SnapText {
+            name: name.to_string(),
+            description: description.to_string(),
+            attrs: attrs.clone(),
+            creator,
+            creator_name,
+            owner,
+            owner_name,
+        }))
     }
 }
 
@@ -133,7 +147,7 @@ impl State {
                     VsRow {
                         vs,
                         snapshots: Vec::new(),
-                        branch_ids: BTreeSet::new(),
+                        branch_order: BTreeSet::new(),
                         branches_by_name: Map::default(),
                         last_snapshot_time: None,
                     },
@@ -174,6 +188,8 @@ impl State {
                     if !row.name.is_empty() && vs.branches_by_name.get(&row.name) == Some(branch) {
                         vs.branches_by_name.remove(&row.name);
                     }
+                    vs.branch_order.remove(&(std::mem::take(&mut row.name), *branch));
+                    vs.branch_order.insert((new_name.clone(), *branch));
                     row.name.clone_from(new_name);
                     if !new_name.is_empty() {
                         vs.branches_by_name.insert(new_name.clone(), *branch);
@@ -244,7 +260,7 @@ impl State {
             depth,
             children: 0,
             blob: (!s.blob.is_nil()).then(|| s.blob.0.clone().into_boxed_str()),
-            text: SnapText::from_meta(&s.meta()),
+            text: SnapText::from_snapshot(s),
         };
         self.snapshots.insert(s.id, row);
         if let Some(vs) = self.volume_sets.get_mut(&s.volume_set) {
@@ -264,7 +280,7 @@ impl State {
         self.branches.insert(id, BranchRow { volume_set, name: name.to_string(), tip });
         self.by_tip.insert(tip, id);
         if let Some(vs) = self.volume_sets.get_mut(&volume_set) {
-            vs.branch_ids.insert(id);
+            vs.branch_order.insert((name.to_string(), id));
             if !name.is_empty() {
                 vs.branches_by_name.insert(name.to_string(), id);
             }
@@ -287,7 +303,7 @@ impl State {
                 self.by_tip.remove(&row.tip);
             }
             if let Some(vs) = self.volume_sets.get_mut(&row.volume_set) {
-                vs.branch_ids.remove(&id);
+                vs.branch_order.remove(&(row.name.clone(), id));
                 if vs.branches_by_name.get(&row.name) == Some(&id) {
                     vs.branches_by_name.remove(&row.name);
                 }
@@ -336,7 +352,7 @@ impl State {
 
     fn delete_volume_set(&mut self, id: VolumeSetId) {
         let Some(row) = self.volume_sets.remove(&id) else { return };
-        for b in &row.branch_ids {
+        for (_, b) in &row.branch_order {
             if let Some(br) = self.branches.remove(b) {
                 if self.by_tip.get(&br.tip) == Some(b) {
                     self.by_tip.remove(&br.tip);
@@ -388,8 +404,21 @@ impl State {
     pub(crate) fn volume_set_of(&self, row: &VsRow) -> VolumeSet {
         let mut vs = row.vs.clone();
         vs.num_snapshots = row.snapshots.len() as u64;
-        vs.num_branches = row.branch_ids.len() as u64;
+        vs.num_branches = row.branch_order.len() as u64;
         vs.last_snapshot_time = row.last_snapshot_time;
         vs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-snapshot row is what memory per snapshot is made of: keep it small.
+    #[test]
+    fn snapshot_row_stays_small() {
+        let row = std::mem::size_of::<SnapRow>();
+        let entry = row + std::mem::size_of::<SnapshotId>();
+        assert!(entry <= 128, "a snapshot table entry is {entry} bytes");
     }
 }

@@ -172,26 +172,27 @@ impl State {
     pub fn get_branches(&self, q: &BranchQuery) -> Result<Vec<Branch>> {
         let row = self.volume_sets.get(&q.volume_set).ok_or(Error::VolumeSetNotFound(q.volume_set))?;
         let ids: Vec<BranchId> = match (q.id, &q.name) {
-            (Some(id), _) => row.branch_ids.get(&id).copied().into_iter().collect(),
+            (Some(id), _) => {
+                self.branches.get(&id).filter(|b| b.volume_set == q.volume_set).map(|_| id).into_iter().collect()
+            }
             (None, Some(name)) if !name.is_empty() => row.branches_by_name.get(name).copied().into_iter().collect(),
-            _ => row.branch_ids.iter().copied().collect(),
+            // Already in listing order (name, then id): no sort.
+            _ => row.branch_order.iter().map(|(_, id)| *id).collect(),
         };
-        let mut out: Vec<Branch> = ids
+        Ok(ids
             .into_iter()
             .filter(|id| {
                 let b = &self.branches[id];
                 q.name.as_deref().is_none_or(|n| b.name == n) && q.search.as_deref().is_none_or(|s| b.name.contains(s))
             })
             .map(|id| self.branch_of(id))
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-        Ok(out)
+            .collect())
     }
 
     /// One branch by id.
     pub fn get_branch(&self, vs: VolumeSetId, id: BranchId) -> Result<Branch> {
         let row = self.volume_sets.get(&vs).ok_or(Error::VolumeSetNotFound(vs))?;
-        if !row.branch_ids.contains(&id) {
+        if self.branches.get(&id).is_none_or(|b| b.volume_set != row.vs.id) {
             return Err(Error::BranchNotFound { volume_set: vs, what: id.to_string() });
         }
         Ok(self.branch_of(id))
@@ -228,9 +229,9 @@ impl State {
     pub fn get_bushes(&self, vs: VolumeSetId) -> Result<Vec<Bush>> {
         let row = self.volume_sets.get(&vs).ok_or(Error::VolumeSetNotFound(vs))?;
         let mut roots: Vec<SnapshotId> = row
-            .branch_ids
+            .branch_order
             .iter()
-            .filter_map(|b| self.branches.get(b))
+            .filter_map(|(_, b)| self.branches.get(b))
             .filter_map(|b| self.snapshots.get(&b.tip).map(|r| r.root))
             .collect();
         roots.sort();
