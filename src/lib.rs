@@ -51,7 +51,9 @@
 //! * Segment `n`'s header holds the digest of segment `n - 1`: a hash chain over the log.
 //! * Readers see only durable records and durable state.
 //! * After a failed write or fsync the log and the store are poisoned until reopened.
-//! * Snapshots of a volume set form a forest; every leaf is the tip of exactly one branch;
+//! * Snapshots of a volume set form a forest; every leaf made by fork or extend is a tip
+//!   (`delete_snapshots` without a new tip may leave a leaf without a branch, as the
+//!   reference allows);
 //!   a snapshot is the tip of at most one branch; branch names are unique per volume set
 //!   (empty names excepted); no snapshot is ever orphaned.
 

@@ -1,148 +1,109 @@
 //! The `mdslog` command-line tool, built only on the library's public API.
+//!
+//! | module | what |
+//! |---|---|
+//! | `cli` | the commands and their arguments, help and examples (clap) |
+//! | `inspect` | verify, stats, dump, tree, history, show, repair: read-only except repair |
+//! | `scripted` | volume-set, snapshot, branch, demo: small changes through the `Store` API |
+//! | `generate` | a synthetic workload |
+//! | `records` | event summaries, which records touch an object, an index of the whole log |
+//! | `resolve` | names and id prefixes wherever an id is asked for |
+//! | `output` | errors and exit codes, times, sizes, progress bars, the JSON record line |
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod cli;
+mod generate;
+mod inspect;
+mod output;
+mod records;
+mod resolve;
+mod scripted;
+
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use mdslog::{
-    Attrs, BlobId, BranchQuery, Error, Snapshot, SnapshotId, Store, StoreOptions, VolumeSet, VolumeSetId,
-    VolumeSetQuery,
-};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 
-#[derive(Parser)]
-#[command(name = "mdslog", version, about = "An event-sourced metadata store for versioned data volumes")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
+use crate::cli::{Cli, Command, Shell};
+use crate::output::{CmdResult, EXIT_ERROR};
+
+/// Parses the command line. When a required argument is missing and `MDSLOG_DIR` is set,
+/// the store directory was probably left out in front of other positional arguments
+/// (`mdslog history ID`): parse again with it inserted right after the command's name.
+fn parse() -> Cli {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            if e.kind() == ErrorKind::MissingRequiredArgument {
+                if let Some(dir) = std::env::var_os("MDSLOG_DIR").filter(|d| !d.is_empty()) {
+                    if let Some(at) = after_command_name(&args) {
+                        let mut with = args.clone();
+                        with.insert(at, dir);
+                        if let Ok(cli) = Cli::try_parse_from(&with) {
+                            return cli;
+                        }
+                    }
+                }
+            }
+            e.exit()
+        }
+    }
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// Make or extend a demo store: a volume set, snapshots on two branches, a fork, a
-    /// rename and an attribute edit; then print the branch tree and counts. Running it
-    /// again extends the same store.
-    ///
-    /// Example: mdslog demo ./mdslog-demo
-    Demo {
-        /// Store directory (created if missing).
-        #[arg(default_value = "mdslog-demo")]
-        dir: PathBuf,
-    },
+/// The index in `args` just after the (sub)command names, e.g. after `volume-set list`.
+fn after_command_name(args: &[OsString]) -> Option<usize> {
+    let mut cmd = Cli::command();
+    let mut at = None;
+    for (i, a) in args.iter().enumerate().skip(1) {
+        let a = a.to_str()?;
+        if a.starts_with('-') {
+            continue;
+        }
+        let sub = cmd.find_subcommand(a)?.clone();
+        at = Some(i + 1);
+        if !sub.has_subcommands() {
+            break;
+        }
+        cmd = sub;
+    }
+    at
+}
+
+fn run(cli: Cli) -> CmdResult {
+    match cli.command {
+        Command::Verify { store, json } => inspect::verify(&store.dir, json),
+        Command::Stats { store, json } => inspect::stats(&store.dir, json),
+        Command::Dump(a) => inspect::dump(&a),
+        Command::Tree { store, volume_set, at, full, json } => {
+            inspect::tree(&store.dir, &volume_set, at.as_deref(), full, json)
+        }
+        Command::History { store, id, all, json } => inspect::history(&store.dir, &id, all, json),
+        Command::Show { store, id, at, json } => inspect::show(&store.dir, &id, at.as_deref(), json),
+        Command::Repair { store, salvage, yes } => inspect::repair(&store.dir, salvage, yes),
+        Command::VolumeSet(c) => scripted::volume_set(c),
+        Command::Snapshot(a) => scripted::snapshot(a),
+        Command::Branch(c) => scripted::branch(c),
+        Command::Generate(a) => generate::generate(&a),
+        Command::Completions { shell } => {
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "mdslog", &mut std::io::stdout());
+            Ok(output::EXIT_OK)
+        }
+        Command::Demo { dir } => scripted::demo(dir),
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo { dir } => demo(dir),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mdslog: {e}");
-            ExitCode::from(2)
+    match run(parse()) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("mdslog: {f}");
+            ExitCode::from(if f.code == 0 { EXIT_ERROR } else { f.code })
         }
     }
-}
-
-fn snap(vs: VolumeSetId, parent: Option<SnapshotId>, name: &str) -> Snapshot {
-    let mut s = Snapshot::new(SnapshotId::random(), vs, parent);
-    s.name = name.to_string();
-    s.size = 1 << 20;
-    s.created = mdslog::Timestamp::now();
-    s.last_modified = s.created;
-    s.blob = BlobId(format!("blob-{}", &s.id.to_hyphenated()[..8]));
-    s
-}
-
-fn demo(dir: PathBuf) -> Result<(), Error> {
-    let store = Store::open(&dir, StoreOptions { actor: Some("demo".into()), ..StoreOptions::default() })?;
-    let found = store.get_volume_sets(&VolumeSetQuery { name: Some("demo".into()), ..Default::default() })?;
-    let vs: VolumeSet = match found.into_iter().next() {
-        Some(vs) => vs,
-        None => {
-            let mut attrs = Attrs::new();
-            attrs.insert("runs".into(), "0".into());
-            store.create_volume_set("demo", "acme", attrs, "made by mdslog demo", "operator", "operator")?
-        }
-    };
-    let runs: u64 = vs.attrs.get("runs").and_then(|r| r.parse().ok()).unwrap_or(0) + 1;
-
-    // Snapshots on two branches: extend master (or start it), then dev (or fork it).
-    let master_tip = match store.get_tip(vs.id, "master") {
-        Ok(t) => {
-            let s = snap(vs.id, Some(t.id), &format!("run {runs}"));
-            store.extend_branch(std::slice::from_ref(&s))?;
-            s.id
-        }
-        Err(Error::BranchNotFound { .. }) => {
-            let a = snap(vs.id, None, "initial");
-            let b = snap(vs.id, Some(a.id), "run 1");
-            let id = b.id;
-            store.fork_branch("master", &[a, b])?;
-            id
-        }
-        Err(e) => return Err(e),
-    };
-    match store.get_tip(vs.id, "dev") {
-        Ok(t) => store.extend_branch(&[snap(vs.id, Some(t.id), &format!("dev run {runs}"))])?,
-        Err(Error::BranchNotFound { .. }) => {
-            store.fork_branch("dev", &[snap(vs.id, Some(master_tip), "dev start")])?;
-        }
-        Err(e) => return Err(e),
-    }
-    // A fork off the master tip, then a rename of it.
-    let tmp = format!("exp-{runs}");
-    store.fork_branch(&tmp, &[snap(vs.id, Some(master_tip), &format!("experiment {runs}"))])?;
-    store.rename_branch(vs.id, &tmp, &format!("feature-{runs}"))?;
-    // An attribute edit on the volume set.
-    let mut cur = store.get_volume_set(vs.id)?;
-    cur.attrs.insert("runs".into(), runs.to_string());
-    store.update_volume_set(&cur, None)?;
-
-    print_tree(&store, vs.id)?;
-    let c = store.counts()?;
-    println!(
-        "\n{}: run {runs}; {} volume set(s), {} snapshots, {} branches, last LSN {}",
-        dir.display(),
-        c.volume_sets,
-        c.snapshots,
-        c.branches,
-        store.durable_lsn()
-    );
-    store.close()
-}
-
-/// Draws the snapshot forest of a volume set, with branch names at their tips.
-fn print_tree(store: &Store, vs: VolumeSetId) -> Result<(), Error> {
-    let all = store.get_snapshots(&mdslog::SnapshotQuery {
-        volume_set: Some(vs),
-        sort: mdslog::SortBy::Time,
-        ..Default::default()
-    })?;
-    let mut children: HashMap<Option<SnapshotId>, Vec<&Snapshot>> = HashMap::new();
-    for s in &all {
-        children.entry(s.parent).or_default().push(s);
-    }
-    let v = store.get_volume_set(vs)?;
-    println!("volume set {}/{} ({})", v.prefix, v.name, v.id);
-    let branches = store.get_branches(&BranchQuery::all(vs))?;
-    println!("branches: {}", branches.iter().map(|b| b.name.as_str()).collect::<Vec<_>>().join(", "));
-    fn walk(s: &Snapshot, children: &HashMap<Option<SnapshotId>, Vec<&Snapshot>>, indent: &str, last: bool) {
-        let label = |s: &Snapshot| {
-            let tip = s.branch_name.as_ref().map(|n| format!(" [{n}]")).unwrap_or_default();
-            format!("{} (depth {}){}", s.name, s.depth, tip)
-        };
-        println!("{indent}{}{}", if last { "└─ " } else { "├─ " }, label(s));
-        let kids = children.get(&Some(s.id)).map(|v| v.as_slice()).unwrap_or(&[]);
-        let next = format!("{indent}{}", if last { "   " } else { "│  " });
-        for (i, k) in kids.iter().enumerate() {
-            walk(k, children, &next, i + 1 == kids.len());
-        }
-    }
-    let roots = children.get(&None).map(|v| v.as_slice()).unwrap_or(&[]);
-    for (i, r) in roots.iter().enumerate() {
-        walk(r, &children, "", i + 1 == roots.len());
-    }
-    Ok(())
 }
