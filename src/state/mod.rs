@@ -94,6 +94,68 @@ pub(crate) struct SnapRow {
     pub text: Option<Box<SnapText>>,
 }
 
+/// Snapshots by id: rows in a dense arena, with a hash index of 20-byte entries. A hash
+/// table of whole rows would round its capacity up to a power of two and waste up to half
+/// of 1M rows' worth of memory; the arena grows by exactly what is added.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SnapTable {
+    index: Map<SnapshotId, u32>,
+    rows: Vec<Option<SnapRow>>,
+    free: Vec<u32>,
+}
+
+impl SnapTable {
+    pub fn reserve(&mut self, n: usize) {
+        self.index.reserve(n);
+        self.rows.reserve(n);
+    }
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+    pub fn contains_key(&self, id: &SnapshotId) -> bool {
+        self.index.contains_key(id)
+    }
+    pub fn get(&self, id: &SnapshotId) -> Option<&SnapRow> {
+        self.index.get(id).and_then(|&slot| self.rows[slot as usize].as_ref())
+    }
+    pub fn get_mut(&mut self, id: &SnapshotId) -> Option<&mut SnapRow> {
+        let slot = *self.index.get(id)?;
+        self.rows[slot as usize].as_mut()
+    }
+    pub fn insert(&mut self, id: SnapshotId, row: SnapRow) {
+        if let Some(&slot) = self.index.get(&id) {
+            self.rows[slot as usize] = Some(row);
+            return;
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.rows[slot as usize] = Some(row);
+                slot
+            }
+            None => {
+                self.rows.push(Some(row));
+                u32::try_from(self.rows.len() - 1).expect("fewer than 2^32 snapshots")
+            }
+        };
+        self.index.insert(id, slot);
+    }
+    pub fn remove(&mut self, id: &SnapshotId) -> Option<SnapRow> {
+        let slot = self.index.remove(id)?;
+        self.free.push(slot);
+        self.rows[slot as usize].take()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&SnapshotId, &SnapRow)> {
+        self.index.iter().filter_map(|(id, &slot)| self.rows[slot as usize].as_ref().map(|r| (id, r)))
+    }
+}
+
+impl std::ops::Index<&SnapshotId> for SnapTable {
+    type Output = SnapRow;
+    fn index(&self, id: &SnapshotId) -> &SnapRow {
+        self.get(id).expect("a known snapshot")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct BranchRow {
     pub volume_set: VolumeSetId,
@@ -106,7 +168,7 @@ pub(crate) struct BranchRow {
 pub struct State {
     applied: Lsn,
     pub(crate) volume_sets: Map<VolumeSetId, VsRow>,
-    pub(crate) snapshots: Map<SnapshotId, SnapRow>,
+    pub(crate) snapshots: SnapTable,
     pub(crate) branches: Map<BranchId, BranchRow>,
     pub(crate) by_tip: Map<SnapshotId, BranchId>,
     pub(crate) bushes: Map<SnapshotId, Bush>,
@@ -417,8 +479,8 @@ mod tests {
     /// The per-snapshot row is what memory per snapshot is made of: keep it small.
     #[test]
     fn snapshot_row_stays_small() {
-        let row = std::mem::size_of::<SnapRow>();
-        let entry = row + std::mem::size_of::<SnapshotId>();
-        assert!(entry <= 128, "a snapshot table entry is {entry} bytes");
+        let row = std::mem::size_of::<Option<SnapRow>>();
+        let entry = row + std::mem::size_of::<(SnapshotId, u32)>();
+        assert!(entry <= 136, "a snapshot costs {entry} bytes in the table");
     }
 }
