@@ -76,6 +76,11 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn list(&self) -> io::Result<Vec<String>>;
     /// Opens an existing file for reading and writing.
     fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>>;
+    /// Opens an existing file for reading only (readers never need write access, so a log
+    /// on read-only media or without write permission can still be read).
+    fn open_read(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+        self.open(name)
+    }
     /// Creates a new, empty file (fails if it exists).
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>>;
     /// Reads a whole file (memory-mapped for the real file system).
@@ -166,6 +171,9 @@ impl Storage for DirStorage {
     fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         let f = OpenOptions::new().read(true).write(true).open(self.dir.join(name))?;
         Ok(Box::new(RealFile(f)))
+    }
+    fn open_read(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+        Ok(Box::new(RealFile(File::open(self.dir.join(name))?)))
     }
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         let f = OpenOptions::new().read(true).write(true).create_new(true).open(self.dir.join(name))?;

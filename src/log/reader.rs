@@ -77,7 +77,7 @@ impl LogIter {
         let bytes = if seg.sealed {
             self.storage.read_all(&seg.file_name).map_err(|e| io("read", e))?
         } else {
-            let f = self.storage.open(&seg.file_name).map_err(|e| io("open", e))?;
+            let f = self.storage.open_read(&seg.file_name).map_err(|e| io("open", e))?;
             let mut v = vec![0u8; self.active_bytes as usize];
             let n = f.read_at(&mut v, 0).map_err(|e| io("read", e))?;
             v.truncate(n);

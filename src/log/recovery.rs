@@ -219,15 +219,7 @@ fn recover_once(storage: &dyn Storage, options: &LogOptions, writable: bool) -> 
 /// opens): a memory map of it would fault (SIGBUS, killing the process) on a page past the
 /// new end, while a read just returns the shorter file.
 fn read_copied(storage: &dyn Storage, name: &str) -> std::io::Result<FileBytes> {
-    let f = match storage.open(name) {
-        Ok(f) => f,
-        // Without write access (read-only media, permissions) fall back to the map: no
-        // writer of ours can be truncating the file then.
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem) => {
-            return storage.read_all(name);
-        }
-        Err(e) => return Err(e),
-    };
+    let f = storage.open_read(name)?;
     let mut v = vec![0u8; f.len()? as usize];
     let n = f.read_at(&mut v, 0)?;
     v.truncate(n);
