@@ -90,7 +90,7 @@ fn open_and_memory(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     g.throughput(Throughput::Elements(n as u64));
     g.bench_function(BenchmarkId::new("replay", n), |b| {
-        b.iter(|| Store::open_read_only(&dir, StoreOptions::default()).unwrap())
+        b.iter_with_large_drop(|| Store::open_read_only(&dir, StoreOptions::default()).unwrap())
     });
     g.finish();
 }

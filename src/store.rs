@@ -85,7 +85,7 @@ fn replay(log: &Log, until: Option<Lsn>) -> Result<State> {
             state
         });
         let decoded = (|| {
-            let mut it = log.iter_from(Lsn(1));
+            let mut it = if until == Lsn(u64::MAX) { log.iter_recovered() } else { log.iter_from(Lsn(1)) };
             let mut batch = Vec::with_capacity(REPLAY_BATCH_RECORDS);
             while let Some(r) = it.next_record()? {
                 if r.lsn > until {

@@ -485,6 +485,17 @@ impl Log {
         LogIter::new(self.shared.storage.clone(), v.segments.clone(), v.active_bytes, from, v.durable_lsn)
     }
 
+    /// [`Log::iter_from`] for the replay that follows the open: records up to the durable
+    /// LSN the open verified are not checksummed a second time.
+    pub fn iter_recovered(&self) -> LogIter {
+        let it = self.iter_from(Lsn(1));
+        if self.durable_lsn() == self.report.last_lsn {
+            it.trust_recovered_bytes()
+        } else {
+            it
+        }
+    }
+
     /// Read-only handles: picks up records a writer (in this or another process) made
     /// durable since the open or the last refresh. Returns the new durable LSN.
     pub fn refresh(&self) -> Result<Lsn> {

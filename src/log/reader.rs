@@ -49,6 +49,7 @@ pub struct LogIter {
     pos: usize,
     next: Lsn,
     done: bool,
+    verify_crc: bool,
 }
 
 impl LogIter {
@@ -63,7 +64,27 @@ impl LogIter {
         // The last segment whose first LSN is at or before `from`.
         let idx = segments.partition_point(|s| s.first_lsn <= from).saturating_sub(1);
         let done = from > until || segments.is_empty();
-        LogIter { storage, segments, active_bytes, from, until, idx, bytes: None, pos: 0, next: from, done }
+        LogIter {
+            storage,
+            segments,
+            active_bytes,
+            from,
+            until,
+            idx,
+            bytes: None,
+            pos: 0,
+            next: from,
+            done,
+            verify_crc: true,
+        }
+    }
+
+    /// Skips recomputing frame checksums. Only for a replay right after the log's open has
+    /// checked every byte: the sealed segments are immutable and the active one is read up
+    /// to the durable end that open verified, so the second check finds nothing new.
+    pub(crate) fn trust_recovered_bytes(mut self) -> Self {
+        self.verify_crc = false;
+        self
     }
 
     /// The LSN the next record will have.
@@ -134,7 +155,7 @@ impl LogIter {
             let bytes = self.bytes.as_ref().expect("loaded");
             let at = self.pos;
             let corrupt = |kind| Error::corrupt(self.storage.path_of(&seg.file_name), at as u64, Some(self.next), kind);
-            match format::decode_slot(&bytes[at..], seg.id) {
+            match format::decode_slot_with(&bytes[at..], seg.id, self.verify_crc) {
                 Slot::Frame(f) => {
                     if f.lsn != self.next {
                         return Err(corrupt(CorruptionKind::LsnGap { expected: self.next, found: f.lsn }));
