@@ -438,6 +438,12 @@ impl State {
     /// Rebuilds a snapshot as the API returns it, derived fields included.
     pub(crate) fn snapshot_of(&self, id: SnapshotId, row: &SnapRow) -> Snapshot {
         let branch = self.by_tip.get(&id).and_then(|b| self.branches.get(b));
+        self.snapshot_with_branch(id, row, branch)
+    }
+
+    /// [`State::snapshot_of`] when the caller already holds the branch ending here (or
+    /// knows there is none): tip and branch listings skip two lookups per snapshot.
+    pub(crate) fn snapshot_with_branch(&self, id: SnapshotId, row: &SnapRow, branch: Option<&BranchRow>) -> Snapshot {
         let t = row.text.as_deref();
         let s = |f: fn(&SnapText) -> &String| t.map(|t| f(t).clone()).unwrap_or_default();
         Snapshot {

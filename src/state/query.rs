@@ -150,14 +150,14 @@ impl State {
 
     /// The tip snapshot of a named branch.
     pub fn get_tip(&self, vs: VolumeSetId, name: &str) -> Result<Snapshot> {
-        let b = self.branch_named(vs, name)?;
-        let tip = self.branches[&b].tip;
-        self.get_snapshot(tip)
+        let b = &self.branches[&self.branch_named(vs, name)?];
+        let row = self.snapshots.get(&b.tip).ok_or(Error::SnapshotNotFound(b.tip))?;
+        Ok(self.snapshot_with_branch(b.tip, row, Some(b)))
     }
 
     fn branch_of(&self, id: BranchId) -> Branch {
         let row = &self.branches[&id];
-        let tip = self.snapshots.get(&row.tip).map(|r| self.snapshot_of(row.tip, r));
+        let tip = self.snapshots.get(&row.tip).map(|r| self.snapshot_with_branch(row.tip, r, Some(row)));
         Branch {
             id,
             volume_set: row.volume_set,
@@ -171,22 +171,26 @@ impl State {
     /// Branches of a volume set matching a query, ordered by name then id.
     pub fn get_branches(&self, q: &BranchQuery) -> Result<Vec<Branch>> {
         let row = self.volume_sets.get(&q.volume_set).ok_or(Error::VolumeSetNotFound(q.volume_set))?;
-        let ids: Vec<BranchId> = match (q.id, &q.name) {
-            (Some(id), _) => {
-                self.branches.get(&id).filter(|b| b.volume_set == q.volume_set).map(|_| id).into_iter().collect()
-            }
-            (None, Some(name)) if !name.is_empty() => row.branches_by_name.get(name).copied().into_iter().collect(),
-            // Already in listing order (name, then id): no sort.
-            _ => row.branch_order.iter().map(|(_, id)| *id).collect(),
+        let keep = |name: &str| {
+            q.name.as_deref().is_none_or(|n| name == n) && q.search.as_deref().is_none_or(|s| name.contains(s))
         };
-        Ok(ids
-            .into_iter()
-            .filter(|id| {
-                let b = &self.branches[id];
-                q.name.as_deref().is_none_or(|n| b.name == n) && q.search.as_deref().is_none_or(|s| b.name.contains(s))
-            })
-            .map(|id| self.branch_of(id))
-            .collect())
+        let one = match (q.id, &q.name) {
+            (Some(id), _) => Some(self.branches.get(&id).filter(|b| b.volume_set == q.volume_set).map(|_| id)),
+            (None, Some(name)) if !name.is_empty() => Some(row.branches_by_name.get(name).copied()),
+            _ => None,
+        };
+        let out = match one {
+            Some(id) => {
+                id.filter(|id| keep(&self.branches[id].name)).map(|id| self.branch_of(id)).into_iter().collect()
+            }
+            None => {
+                // Already in listing order (name, then id): no sort; names filter without lookups.
+                let mut out = Vec::with_capacity(row.branch_order.len());
+                out.extend(row.branch_order.iter().filter(|(name, _)| keep(name)).map(|(_, id)| self.branch_of(*id)));
+                out
+            }
+        };
+        Ok(out)
     }
 
     /// One branch by id.
