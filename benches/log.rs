@@ -23,7 +23,9 @@ use std::path::PathBuf;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 use mdslog::codec;
 use mdslog::log::{Durability, Log, LogOptions, Lsn, RecordKind};
 use rand::rngs::SmallRng;
@@ -40,7 +42,9 @@ const SCAN_RECORDS: u64 = 1_000_000;
 
 /// A directory on the real file system the bench may litter (under `target/`).
 fn bench_root() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-tmp");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("bench-tmp");
     std::fs::create_dir_all(&root).expect("create target/bench-tmp");
     root
 }
@@ -55,7 +59,10 @@ fn payload(seed: u64) -> Vec<u8> {
 }
 
 fn options(durability: Durability) -> LogOptions {
-    LogOptions { durability, ..LogOptions::default() }
+    LogOptions {
+        durability,
+        ..LogOptions::default()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -63,13 +70,20 @@ fn options(durability: Durability) -> LogOptions {
 
 fn raw_fdatasync(c: &mut Criterion) {
     let mut g = c.benchmark_group("raw_fdatasync");
-    g.sample_size(20).warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(5));
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5));
     g.sampling_mode(SamplingMode::Flat);
     let buf = vec![0xa5u8; RAW_WRITE_BYTES];
 
     {
         let dir = tempdir();
-        let f = File::options().read(true).write(true).create_new(true).open(dir.path().join("prewritten")).unwrap();
+        let f = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("prewritten"))
+            .unwrap();
         let zeros = vec![0u8; 1 << 20];
         let mut at = 0u64;
         while at < RAW_PREWRITTEN_BYTES {
@@ -93,7 +107,12 @@ fn raw_fdatasync(c: &mut Criterion) {
 
     {
         let dir = tempdir();
-        let f = File::options().read(true).write(true).create_new(true).open(dir.path().join("append")).unwrap();
+        let f = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("append"))
+            .unwrap();
         f.sync_all().unwrap();
         File::open(dir.path()).unwrap().sync_all().unwrap();
         let mut off = 0u64;
@@ -113,12 +132,16 @@ fn raw_fdatasync(c: &mut Criterion) {
 
 fn append_sync(c: &mut Criterion) {
     let mut g = c.benchmark_group("append_sync");
-    g.sample_size(20).warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(5));
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5));
     g.sampling_mode(SamplingMode::Flat);
     let dir = tempdir();
     let log = Log::open(dir.path(), options(Durability::Sync)).unwrap();
     let p = payload(1);
-    g.bench_function("1_writer", |b| b.iter(|| black_box(log.append(KIND, &p).unwrap())));
+    g.bench_function("1_writer", |b| {
+        b.iter(|| black_box(log.append(KIND, &p).unwrap()))
+    });
     g.finish();
     log.close().unwrap();
 }
@@ -151,16 +174,20 @@ fn concurrent_appends(log: &Log, writers: usize, total: u64, p: &[u8]) -> Durati
 
 fn append_sync_concurrent(c: &mut Criterion) {
     let mut g = c.benchmark_group("append_sync_concurrent");
-    g.sample_size(10).warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(6));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(6));
     g.sampling_mode(SamplingMode::Flat);
     g.throughput(Throughput::Elements(1));
     let p = payload(2);
     for writers in [8usize, 64] {
         let dir = tempdir();
         let log = Log::open(dir.path(), options(Durability::Sync)).unwrap();
-        g.bench_with_input(BenchmarkId::new("writers", writers), &writers, |b, &writers| {
-            b.iter_custom(|iters| concurrent_appends(&log, writers, iters, &p))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("writers", writers),
+            &writers,
+            |b, &writers| b.iter_custom(|iters| concurrent_appends(&log, writers, iters, &p)),
+        );
         log.close().unwrap();
     }
     g.finish();
@@ -176,7 +203,9 @@ const SEQ_FILE_BYTES: u64 = 64 << 20;
 /// `sync_data` and a new one started, as the log does when it seals a segment.
 fn raw_sequential_write(c: &mut Criterion) {
     let mut g = c.benchmark_group("raw_sequential_write");
-    g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
     g.sampling_mode(SamplingMode::Flat);
     g.throughput(Throughput::Bytes(SEQ_WRITE_BYTES as u64));
     let dir = tempdir();
@@ -184,7 +213,12 @@ fn raw_sequential_write(c: &mut Criterion) {
     let mut files = 0u64;
     let mut new_file = || {
         files += 1;
-        File::options().read(true).write(true).create_new(true).open(dir.path().join(format!("{files}"))).unwrap()
+        File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join(format!("{files}")))
+            .unwrap()
     };
     let mut f = new_file();
     let mut off = 0u64;
@@ -212,7 +246,9 @@ fn raw_sequential_write(c: &mut Criterion) {
 
 fn append_buffered(c: &mut Criterion) {
     let mut g = c.benchmark_group("append_buffered");
-    g.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
     g.sampling_mode(SamplingMode::Flat);
     let p = payload(3);
     let dir = tempdir();
@@ -262,7 +298,10 @@ fn meta(i: u64) -> Meta {
         attrs: vec![
             ("owner".into(), "team-ml-infra".into()),
             ("content-type".into(), "application/x-parquet".into()),
-            ("checksum".into(), format!("{:032x}", u128::from(i).wrapping_mul(0x2545_f491_4f6c_dd1d))),
+            (
+                "checksum".into(),
+                format!("{:032x}", u128::from(i).wrapping_mul(0x2545_f491_4f6c_dd1d)),
+            ),
             ("tier".into(), "hot".into()),
         ],
     }
@@ -293,7 +332,9 @@ fn scan(c: &mut Criterion) {
     let log = Log::open_read_only(dir.path(), LogOptions::default()).unwrap();
     assert_eq!(log.durable_lsn(), Lsn(SCAN_RECORDS));
     let mut g = c.benchmark_group("scan_1m");
-    g.sample_size(10).warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(10));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(10));
     g.sampling_mode(SamplingMode::Flat);
     g.throughput(Throughput::Elements(SCAN_RECORDS));
     g.bench_function("next_record", |b| {

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use mdslog::{BranchQuery, Durability, LogOptions, Snapshot, SnapshotId, Store, StoreOptions, Timestamp, VolumeSetId};
+use mdslog::{
+    BranchQuery, Durability, LogOptions, Snapshot, SnapshotId, Store, StoreOptions, Timestamp,
+    VolumeSetId,
+};
 
 fn bench_dir(name: &str) -> PathBuf {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-tmp");
@@ -19,7 +22,13 @@ fn bench_dir(name: &str) -> PathBuf {
 }
 
 fn options(durability: Durability) -> StoreOptions {
-    StoreOptions { log: LogOptions { durability, ..LogOptions::default() }, actor: None }
+    StoreOptions {
+        log: LogOptions {
+            durability,
+            ..LogOptions::default()
+        },
+        actor: None,
+    }
 }
 
 fn snap(vs: VolumeSetId, parent: Option<SnapshotId>) -> Snapshot {
@@ -35,9 +44,13 @@ fn snap(vs: VolumeSetId, parent: Option<SnapshotId>) -> Snapshot {
 /// branch names.
 fn build(dir: &Path, branches: usize, snapshots: usize) -> (VolumeSetId, Vec<String>) {
     let store = Store::open(dir, options(Durability::Buffered)).unwrap();
-    let vs = store.create_volume_set("bench", "", Default::default(), "", "", "").unwrap();
+    let vs = store
+        .create_volume_set("bench", "", Default::default(), "", "", "")
+        .unwrap();
     let root = snap(vs.id, None);
-    store.fork_branch("trunk", std::slice::from_ref(&root)).unwrap();
+    store
+        .fork_branch("trunk", std::slice::from_ref(&root))
+        .unwrap();
     let mut names = Vec::with_capacity(branches);
     let mut tips = Vec::with_capacity(branches);
     for b in 0..branches.saturating_sub(1) {
@@ -64,11 +77,18 @@ fn build(dir: &Path, branches: usize, snapshots: usize) -> (VolumeSetId, Vec<Str
 
 fn resident_bytes() -> u64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+    s.split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
 }
 
 fn open_and_memory(c: &mut Criterion) {
-    let n: usize = std::env::var("MDSLOG_BENCH_SNAPSHOTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = std::env::var("MDSLOG_BENCH_SNAPSHOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = bench_dir("store-open");
     let t = Instant::now();
     build(&dir, 1000, n);
@@ -108,7 +128,9 @@ fn queries(c: &mut Criterion) {
             store.get_tip(vs, &names[i]).unwrap()
         })
     });
-    g.bench_function("get_branches_1000", |b| b.iter(|| store.get_branches(&BranchQuery::all(vs)).unwrap()));
+    g.bench_function("get_branches_1000", |b| {
+        b.iter(|| store.get_branches(&BranchQuery::all(vs)).unwrap())
+    });
     g.finish();
 }
 
@@ -116,12 +138,19 @@ fn extends(c: &mut Criterion) {
     let mut g = c.benchmark_group("store_extend");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     g.throughput(Throughput::Elements(1));
-    for (label, durability) in [("durable", Durability::Sync), ("buffered", Durability::Buffered)] {
+    for (label, durability) in [
+        ("durable", Durability::Sync),
+        ("buffered", Durability::Buffered),
+    ] {
         let dir = bench_dir(&format!("store-extend-{label}"));
         let store = Store::open(&dir, options(durability)).unwrap();
-        let vs = store.create_volume_set("x", "", Default::default(), "", "", "").unwrap();
+        let vs = store
+            .create_volume_set("x", "", Default::default(), "", "", "")
+            .unwrap();
         let root = snap(vs.id, None);
-        store.fork_branch("main", std::slice::from_ref(&root)).unwrap();
+        store
+            .fork_branch("main", std::slice::from_ref(&root))
+            .unwrap();
         let mut tip = root.id;
         g.bench_function(BenchmarkId::new("one_thread", label), |b| {
             b.iter(|| {
@@ -136,11 +165,15 @@ fn extends(c: &mut Criterion) {
     let threads = 64;
     let dir = bench_dir("store-extend-64");
     let store = Arc::new(Store::open(&dir, options(Durability::Sync)).unwrap());
-    let vs = store.create_volume_set("x", "", Default::default(), "", "", "").unwrap();
+    let vs = store
+        .create_volume_set("x", "", Default::default(), "", "", "")
+        .unwrap();
     let mut tips = Vec::new();
     for t in 0..threads {
         let s = snap(vs.id, None);
-        store.fork_branch(&format!("t{t}"), std::slice::from_ref(&s)).unwrap();
+        store
+            .fork_branch(&format!("t{t}"), std::slice::from_ref(&s))
+            .unwrap();
         tips.push(s.id);
     }
     let tips = Arc::new(std::sync::Mutex::new(tips));

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use crate::error::Result;
 use crate::model::{
-    BlobId, Branch, BranchId, BranchQuery, Bush, Snapshot, SnapshotId, SnapshotQuery, Volume, VolumeId, VolumeSet,
-    VolumeSetId, VolumeSetQuery,
+    BlobId, Branch, BranchId, BranchQuery, Bush, Snapshot, SnapshotId, SnapshotQuery, Volume,
+    VolumeId, VolumeSet, VolumeSetId, VolumeSetQuery,
 };
 use crate::store::{SnapshotPair, Store};
 use crate::sync::MetaConflict;
@@ -23,8 +23,16 @@ pub trait Syncable: Send + Sync {
     fn fork_branch(&self, name: &str, snaps: &[Snapshot]) -> Result<Option<BranchId>>;
     fn extend_branch(&self, snaps: &[Snapshot]) -> Result<()>;
     fn import_branch(&self, id: BranchId, name: &str, snaps: &[Snapshot]) -> Result<()>;
-    fn update_volume_set(&self, cur: &VolumeSet, init: Option<&VolumeSet>) -> Result<Option<MetaConflict<VolumeSet>>>;
-    fn pull_volume_set(&self, cur: &VolumeSet, init: Option<&VolumeSet>) -> Result<Option<MetaConflict<VolumeSet>>>;
+    fn update_volume_set(
+        &self,
+        cur: &VolumeSet,
+        init: Option<&VolumeSet>,
+    ) -> Result<Option<MetaConflict<VolumeSet>>>;
+    fn pull_volume_set(
+        &self,
+        cur: &VolumeSet,
+        init: Option<&VolumeSet>,
+    ) -> Result<Option<MetaConflict<VolumeSet>>>;
     fn update_snapshots(&self, pairs: &[SnapshotPair]) -> Result<Vec<MetaConflict<Snapshot>>>;
     fn pull_snapshots(&self, pairs: &[SnapshotPair]) -> Result<Vec<MetaConflict<Snapshot>>>;
     fn get_snapshots(&self, q: &SnapshotQuery) -> Result<Vec<Snapshot>>;
@@ -34,7 +42,11 @@ pub trait Syncable: Send + Sync {
 /// The store of a data-plane server: everything but volumes.
 pub trait MetadataStore: Syncable {
     fn set_volume_set_size(&self, vs: VolumeSetId, size: u64) -> Result<()>;
-    fn update_snapshot(&self, cur: &Snapshot, init: Option<&Snapshot>) -> Result<Option<MetaConflict<Snapshot>>>;
+    fn update_snapshot(
+        &self,
+        cur: &Snapshot,
+        init: Option<&Snapshot>,
+    ) -> Result<Option<MetaConflict<Snapshot>>>;
     fn delete_volume_set(&self, vs: VolumeSetId) -> Result<()>;
     fn rename_branch(&self, vs: VolumeSetId, old: &str, new: &str) -> Result<()>;
     fn import_bush(&self, bush: &Bush) -> Result<()>;
@@ -120,21 +132,35 @@ impl Server for Store {
 
 /// The original's free functions over a [`Syncable`]: one snapshot by id.
 pub fn get_snapshot(mds: &dyn Syncable, id: SnapshotId) -> Result<Snapshot> {
-    let mut v = mds.get_snapshots(&SnapshotQuery { id: Some(id), ..Default::default() })?;
+    let mut v = mds.get_snapshots(&SnapshotQuery {
+        id: Some(id),
+        ..Default::default()
+    })?;
     v.pop().ok_or(crate::Error::SnapshotNotFound(id))
 }
 
 /// One volume set by id, over a [`Syncable`].
 pub fn get_volume_set(mds: &dyn Syncable, id: VolumeSetId) -> Result<VolumeSet> {
-    let mut v = mds.get_volume_sets(&VolumeSetQuery { id: Some(id), ..Default::default() })?;
+    let mut v = mds.get_volume_sets(&VolumeSetQuery {
+        id: Some(id),
+        ..Default::default()
+    })?;
     v.pop().ok_or(crate::Error::VolumeSetNotFound(id))
 }
 
 /// One branch by id, over a [`Syncable`].
 pub fn get_branch(mds: &dyn Syncable, vs: VolumeSetId, id: BranchId) -> Result<Branch> {
-    let q = BranchQuery { volume_set: vs, id: Some(id), name: None, search: None };
+    let q = BranchQuery {
+        volume_set: vs,
+        id: Some(id),
+        name: None,
+        search: None,
+    };
     let mut v = mds.get_branches(&q)?;
-    v.pop().ok_or_else(|| crate::Error::BranchNotFound { volume_set: vs, what: id.to_string() })
+    v.pop().ok_or_else(|| crate::Error::BranchNotFound {
+        volume_set: vs,
+        what: id.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -148,10 +174,15 @@ mod tests {
         assert_send_sync::<Store>();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Default::default()).unwrap();
-        let vs = store.create_volume_set("x", "", Default::default(), "", "", "").unwrap();
+        let vs = store
+            .create_volume_set("x", "", Default::default(), "", "", "")
+            .unwrap();
         let s = Snapshot::new(SnapshotId::random(), vs.id, None);
         let sy: &dyn Syncable = &store;
-        let b = sy.fork_branch("main", std::slice::from_ref(&s)).unwrap().unwrap();
+        let b = sy
+            .fork_branch("main", std::slice::from_ref(&s))
+            .unwrap()
+            .unwrap();
         assert_eq!(get_snapshot(sy, s.id).unwrap().depth, 1);
         assert_eq!(get_volume_set(sy, vs.id).unwrap().num_snapshots, 1);
         assert_eq!(get_branch(sy, vs.id, b).unwrap().tip, s.id);

@@ -16,7 +16,8 @@ type Config = bincode::config::Configuration<
     bincode::config::Limit<{ RECORD_PAYLOAD_BYTES_MAX as usize }>,
 >;
 
-const CONFIG: Config = bincode::config::standard().with_limit::<{ RECORD_PAYLOAD_BYTES_MAX as usize }>();
+const CONFIG: Config =
+    bincode::config::standard().with_limit::<{ RECORD_PAYLOAD_BYTES_MAX as usize }>();
 
 /// Encodes a value as a record payload.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
@@ -25,15 +26,23 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 
 /// Appends the encoding of a value to `out` (no intermediate allocation).
 pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<()> {
-    bincode::serde::encode_into_std_write(value, out, CONFIG).map(|_| ()).map_err(|e| Error::Encode(e.to_string()))
+    bincode::serde::encode_into_std_write(value, out, CONFIG)
+        .map(|_| ())
+        .map_err(|e| Error::Encode(e.to_string()))
 }
 
 /// Decodes a record payload; trailing bytes are an error (a payload is exactly one value).
 pub fn decode<T: DeserializeOwned>(lsn: Lsn, bytes: &[u8]) -> Result<T> {
     let (value, used) =
-        bincode::serde::decode_from_slice(bytes, CONFIG).map_err(|e| Error::Decode { lsn, message: e.to_string() })?;
+        bincode::serde::decode_from_slice(bytes, CONFIG).map_err(|e| Error::Decode {
+            lsn,
+            message: e.to_string(),
+        })?;
     if used != bytes.len() {
-        return Err(Error::Decode { lsn, message: format!("{} trailing bytes after the value", bytes.len() - used) });
+        return Err(Error::Decode {
+            lsn,
+            message: format!("{} trailing bytes after the value", bytes.len() - used),
+        });
     }
     Ok(value)
 }
@@ -51,7 +60,11 @@ mod tests {
 
     #[test]
     fn round_trip_and_rejects_garbage() {
-        let s = Sample { id: 300, name: "x".into(), tags: vec![("k".into(), "v".into())] };
+        let s = Sample {
+            id: 300,
+            name: "x".into(),
+            tags: vec![("k".into(), "v".into())],
+        };
         let b = encode(&s).unwrap();
         assert_eq!(decode::<Sample>(Lsn(1), &b).unwrap(), s);
         let mut longer = b.clone();
@@ -59,6 +72,10 @@ mod tests {
         assert!(decode::<Sample>(Lsn(1), &longer).is_err());
         assert!(decode::<Sample>(Lsn(1), &b[..b.len() - 1]).is_err());
         // A huge declared string length is refused by the limit, not allocated.
-        assert!(decode::<Sample>(Lsn(1), &[1, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]).is_err());
+        assert!(decode::<Sample>(
+            Lsn(1),
+            &[1, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]
+        )
+        .is_err());
     }
 }

@@ -21,13 +21,24 @@ pub enum CorruptionKind {
     /// A record carries another LSN than the one that must come next.
     LsnGap { expected: Lsn, found: Lsn },
     /// The segment header disagrees with its file name.
-    NameMismatch { name_segment: SegmentId, name_first_lsn: Lsn },
+    NameMismatch {
+        name_segment: SegmentId,
+        name_first_lsn: Lsn,
+    },
     /// A segment's `prev_digest` is not the digest of the segment before it.
     ChainBroken { expected: [u8; 32], found: [u8; 32] },
     /// The segment's recomputed blake3 digest is not the one its footer holds.
-    DigestMismatch { computed: [u8; 32], stored: [u8; 32] },
+    DigestMismatch {
+        computed: [u8; 32],
+        stored: [u8; 32],
+    },
     /// The footer's record count or last LSN disagrees with the records before it.
-    FooterMismatch { footer_count: u64, footer_last_lsn: Lsn, count: u64, last_lsn: Lsn },
+    FooterMismatch {
+        footer_count: u64,
+        footer_last_lsn: Lsn,
+        count: u64,
+        last_lsn: Lsn,
+    },
     /// A segment file is missing from the sequence.
     MissingSegment { expected: SegmentId },
     /// A segment other than the last one has no footer, or bytes follow a footer.
@@ -37,7 +48,10 @@ pub enum CorruptionKind {
     /// The file is shorter than a segment header.
     ShortHeader,
     /// A damaged record is followed by a valid one: not a torn tail, real damage.
-    DamageBeforeValidRecord { valid_at: u64, fault: Option<FormatFault> },
+    DamageBeforeValidRecord {
+        valid_at: u64,
+        fault: Option<FormatFault>,
+    },
     /// A torn tail found in `RecoveryMode::Strict`.
     TornTail { bytes: u64 },
     /// A batch flagged as continuing is cut off where no tail can be torn.
@@ -47,7 +61,11 @@ pub enum CorruptionKind {
 impl std::fmt::Display for CorruptionKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         fn hex(d: &[u8; 32]) -> String {
-            d.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>() + ".."
+            d.iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                + ".."
         }
         match self {
             CorruptionKind::Format(x) => write!(f, "{x}"),
@@ -125,7 +143,12 @@ pub enum Error {
     #[error(
         "batch of {records} records / {bytes} bytes exceeds the limit ({records_max} records / {bytes_max} bytes)"
     )]
-    BatchTooLarge { records: usize, bytes: usize, records_max: usize, bytes_max: usize },
+    BatchTooLarge {
+        records: usize,
+        bytes: usize,
+        records_max: usize,
+        bytes_max: usize,
+    },
     #[error("the log is open read-only")]
     ReadOnly,
     #[error("the log is closed")]
@@ -145,9 +168,16 @@ pub enum Error {
     #[error("snapshot {0} not found")]
     SnapshotNotFound(SnapshotId),
     #[error("branch {what} not found in volume set {volume_set}")]
-    BranchNotFound { volume_set: VolumeSetId, what: String },
+    BranchNotFound {
+        volume_set: VolumeSetId,
+        what: String,
+    },
     #[error("branch {name:?} already exists in volume set {volume_set} (branch {existing})")]
-    BranchAlreadyExists { volume_set: VolumeSetId, name: String, existing: BranchId },
+    BranchAlreadyExists {
+        volume_set: VolumeSetId,
+        name: String,
+        existing: BranchId,
+    },
     #[error("branch id {0} already exists")]
     BranchIdAlreadyExists(BranchId),
     #[error("volume {0} not found")]
@@ -162,8 +192,14 @@ pub enum Error {
     NoBlob(SnapshotId),
     #[error("snapshot import mismatch: {0}")]
     SnapshotImportMismatch(String),
-    #[error("history diverged on branch {branch}: source tip {source_tip}, target tip {target_tip}")]
-    HistoryDiverged { branch: BranchId, source_tip: SnapshotId, target_tip: SnapshotId },
+    #[error(
+        "history diverged on branch {branch}: source tip {source_tip}, target tip {target_tip}"
+    )]
+    HistoryDiverged {
+        branch: BranchId,
+        source_tip: SnapshotId,
+        target_tip: SnapshotId,
+    },
     #[error("snapshot {0} is not the tip of a branch; fork a new branch from it instead")]
     NotATip(SnapshotId),
     #[error("snapshot {snapshot} still has children ({children}); delete them first or with it")]
@@ -181,8 +217,18 @@ impl Error {
         Error::Io { op, path, source }
     }
 
-    pub(crate) fn corrupt(file: PathBuf, offset: u64, lsn: Option<Lsn>, kind: CorruptionKind) -> Self {
-        Error::Corruption(Box::new(Corruption { file, offset, lsn, kind }))
+    pub(crate) fn corrupt(
+        file: PathBuf,
+        offset: u64,
+        lsn: Option<Lsn>,
+        kind: CorruptionKind,
+    ) -> Self {
+        Error::Corruption(Box::new(Corruption {
+            file,
+            offset,
+            lsn,
+            kind,
+        }))
     }
 
     /// The corruption details, if this is a corruption error.

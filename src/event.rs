@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::log::{Lsn, RecordKind};
 use crate::model::{
-    Attrs, BlobId, BranchId, Bush, Snapshot, SnapshotId, SnapshotMeta, Timestamp, Volume, VolumeId, VolumeSet,
-    VolumeSetId, VolumeSetMeta,
+    Attrs, BlobId, BranchId, Bush, Snapshot, SnapshotId, SnapshotMeta, Timestamp, Volume, VolumeId,
+    VolumeSet, VolumeSetId, VolumeSetMeta,
 };
 
 /// A new branch: the snapshots it adds (oldest first, only those not already present) and
@@ -167,9 +167,9 @@ impl Event {
     pub fn volume_set(&self) -> Option<VolumeSetId> {
         match self {
             Event::ImportVolumeSet { volume_set } => Some(volume_set.id),
-            Event::UpdateVolumeSet { id, .. } | Event::SetVolumeSetSize { id, .. } | Event::DeleteVolumeSet { id } => {
-                Some(*id)
-            }
+            Event::UpdateVolumeSet { id, .. }
+            | Event::SetVolumeSetSize { id, .. }
+            | Event::DeleteVolumeSet { id } => Some(*id),
             Event::ForkBranch(b) | Event::ImportBranch(b) => Some(b.volume_set),
             Event::ExtendBranch { volume_set, .. }
             | Event::RenameBranch { volume_set, .. }
@@ -198,13 +198,20 @@ impl Envelope {
     /// Decodes a record payload and checks it against the frame's kind.
     pub fn decode(lsn: Lsn, kind: RecordKind, payload: &[u8]) -> Result<Envelope> {
         if kind_name(kind).is_none() {
-            return Err(Error::Decode { lsn, message: format!("unknown record kind {}", kind.0) });
+            return Err(Error::Decode {
+                lsn,
+                message: format!("unknown record kind {}", kind.0),
+            });
         }
         let env: Envelope = crate::codec::decode(lsn, payload)?;
         if env.event.kind() != kind {
             return Err(Error::Decode {
                 lsn,
-                message: format!("frame kind {} holds a {} record", kind.0, kind_name(env.event.kind()).unwrap_or("?")),
+                message: format!(
+                    "frame kind {} holds a {} record",
+                    kind.0,
+                    kind_name(env.event.kind()).unwrap_or("?")
+                ),
             });
         }
         Ok(env)
@@ -219,7 +226,11 @@ mod tests {
     #[test]
     fn payload_bytes_are_as_specified() {
         let id = VolumeSetId(uuid::Uuid::from_bytes([7; 16]));
-        let env = Envelope { time: Timestamp(-2), actor: Some("ab".into()), event: Event::DeleteVolumeSet { id } };
+        let env = Envelope {
+            time: Timestamp(-2),
+            actor: Some("ab".into()),
+            event: Event::DeleteVolumeSet { id },
+        };
         let mut want = vec![3u8]; // zigzag(-2) = 3
         want.extend([1, 2, b'a', b'b']); // Some, length 2, "ab"
         want.push(3); // variant index of DeleteVolumeSet
@@ -227,7 +238,10 @@ mod tests {
         want.extend([7u8; 16]);
         assert_eq!(env.encode().unwrap(), want);
         assert_eq!(Envelope::decode(Lsn(1), RecordKind(4), &want).unwrap(), env);
-        assert!(Envelope::decode(Lsn(1), RecordKind(5), &want).is_err(), "kind must match the variant");
+        assert!(
+            Envelope::decode(Lsn(1), RecordKind(5), &want).is_err(),
+            "kind must match the variant"
+        );
         assert!(Envelope::decode(Lsn(1), RecordKind(999), &want).is_err());
     }
 

@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::event::{Envelope, Event};
 use crate::log::{fs, Durability, Log, LogOptions, Lsn, Record, RecoveryReport};
 use crate::model::{
-    Attrs, BlobId, Branch, BranchId, BranchQuery, Bush, Snapshot, SnapshotId, SnapshotQuery, Timestamp, Volume,
-    VolumeId, VolumeSet, VolumeSetId, VolumeSetQuery,
+    Attrs, BlobId, Branch, BranchId, BranchQuery, Bush, Snapshot, SnapshotId, SnapshotQuery,
+    Timestamp, Volume, VolumeId, VolumeSet, VolumeSetId, VolumeSetQuery,
 };
 use crate::state::query::{CanonicalDump, Counts};
 use crate::state::State;
@@ -85,7 +85,11 @@ fn replay(log: &Log, until: Option<Lsn>) -> Result<State> {
             state
         });
         let decoded = (|| {
-            let mut it = if until == Lsn(u64::MAX) { log.iter_recovered() } else { log.iter_from(Lsn(1)) };
+            let mut it = if until == Lsn(u64::MAX) {
+                log.iter_recovered()
+            } else {
+                log.iter_from(Lsn(1))
+            };
             let mut batch = Vec::with_capacity(REPLAY_BATCH_RECORDS);
             while let Some(r) = it.next_record()? {
                 if r.lsn > until {
@@ -93,7 +97,8 @@ fn replay(log: &Log, until: Option<Lsn>) -> Result<State> {
                 }
                 batch.push((r.lsn, Envelope::decode(r.lsn, r.kind, r.payload)?));
                 if batch.len() == REPLAY_BATCH_RECORDS {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(REPLAY_BATCH_RECORDS));
+                    let full =
+                        std::mem::replace(&mut batch, Vec::with_capacity(REPLAY_BATCH_RECORDS));
                     if tx.send(full).is_err() {
                         break;
                     }
@@ -105,7 +110,9 @@ fn replay(log: &Log, until: Option<Lsn>) -> Result<State> {
             Ok(())
         })();
         drop(tx);
-        let state = applier.join().map_err(|_| Error::InvalidArgument("replay thread panicked".into()))?;
+        let state = applier
+            .join()
+            .map_err(|_| Error::InvalidArgument("replay thread panicked".into()))?;
         decoded.map(|()| state)
     })
 }
@@ -133,7 +140,13 @@ impl Store {
 
     fn from_log(log: Log, options: StoreOptions) -> Result<Store> {
         let state = replay(&log, None)?;
-        Ok(Store { log, state: RwLock::new(state), write: Mutex::new(()), options, poisoned: AtomicBool::new(false) })
+        Ok(Store {
+            log,
+            state: RwLock::new(state),
+            write: Mutex::new(()),
+            options,
+            poisoned: AtomicBool::new(false),
+        })
     }
 
     /// What log recovery found when this store was opened.
@@ -161,7 +174,11 @@ impl Store {
         if self.log.is_writable() {
             return Ok(self.durable_lsn());
         }
-        let applied = self.state.read().unwrap_or_else(|e| e.into_inner()).applied_lsn();
+        let applied = self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .applied_lsn();
         let durable = self.log.refresh()?;
         if durable > applied {
             let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
@@ -182,7 +199,9 @@ impl Store {
     fn check_poisoned(&self) -> Result<()> {
         if self.poisoned.load(Ordering::Acquire) || self.log.is_poisoned() {
             self.poisoned.store(true, Ordering::Release);
-            return Err(Error::Poisoned { reason: "a write or fsync failed; reopen the store".into() });
+            return Err(Error::Poisoned {
+                reason: "a write or fsync failed; reopen the store".into(),
+            });
         }
         Ok(())
     }
@@ -219,10 +238,20 @@ impl Store {
                 f(&st)?
             };
             let Some(event) = event else { return Ok(out) };
-            let env = Envelope { time: Timestamp::now(), actor: self.options.actor.clone(), event };
-            let record = Record { kind: env.event.kind(), payload: env.encode()? };
+            let env = Envelope {
+                time: Timestamp::now(),
+                actor: self.options.actor.clone(),
+                event,
+            };
+            let record = Record {
+                kind: env.event.kind(),
+                payload: env.encode()?,
+            };
             let ticket = self.log.submit(vec![record], self.options.log.durability)?;
-            self.state.write().unwrap_or_else(|e| e.into_inner()).apply(ticket.range.last, &env);
+            self.state
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .apply(ticket.range.last, &env);
             (ticket, out)
         };
         match self.log.wait(ticket.0) {
@@ -346,7 +375,12 @@ impl Store {
     /// branch id (`None` for the no-op).
     pub fn fork_branch(&self, name: &str, snaps: &[Snapshot]) -> Result<Option<BranchId>> {
         let id = BranchId::random();
-        self.mutate(|st| Ok((st.check_new_branch(id, name, snaps, false)?, (!snaps.is_empty()).then_some(id))))
+        self.mutate(|st| {
+            Ok((
+                st.check_new_branch(id, name, snaps, false)?,
+                (!snaps.is_empty()).then_some(id),
+            ))
+        })
     }
 
     /// Like [`Store::fork_branch`] with a given branch id (used by sync).
@@ -443,7 +477,11 @@ impl Store {
     }
 
     /// Three-way update of one snapshot's metadata; sets last-modified to now.
-    pub fn update_snapshot(&self, cur: &Snapshot, init: Option<&Snapshot>) -> Result<Option<MetaConflict<Snapshot>>> {
+    pub fn update_snapshot(
+        &self,
+        cur: &Snapshot,
+        init: Option<&Snapshot>,
+    ) -> Result<Option<MetaConflict<Snapshot>>> {
         let mut cur = cur.clone();
         cur.last_modified = Timestamp::now();
         Ok(self.update_snapshots(&[(cur, init.cloned())])?.pop())
@@ -468,7 +506,11 @@ impl Store {
     /// Deletes snapshots (every child of a deleted snapshot must be deleted too); then
     /// `new_tip`, if it has no children left, becomes the tip of a new branch that keeps
     /// the name of the removed branch.
-    pub fn delete_snapshots(&self, snaps: &[SnapshotId], new_tip: Option<SnapshotId>) -> Result<()> {
+    pub fn delete_snapshots(
+        &self,
+        snaps: &[SnapshotId],
+        new_tip: Option<SnapshotId>,
+    ) -> Result<()> {
         let id = BranchId::random();
         self.mutate(|st| Ok((st.check_delete_snapshots(snaps, new_tip, id)?, ())))
     }
@@ -499,9 +541,15 @@ impl Store {
                 // it), rather than reporting "0 children" for a tip that is in use.
                 let volumes = st.num_volumes(tip.id)?;
                 if tip.num_children == 0 && volumes > 0 {
-                    return Err(Error::SnapshotInUse { snapshot: tip.id, volumes });
+                    return Err(Error::SnapshotInUse {
+                        snapshot: tip.id,
+                        volumes,
+                    });
                 }
-                return Err(Error::HasChildren { snapshot: tip.id, children: tip.num_children });
+                return Err(Error::HasChildren {
+                    snapshot: tip.id,
+                    children: tip.num_children,
+                });
             }
             Ok((st.check_delete_snapshots(&doomed, at, id)?, doomed))
         })
@@ -527,7 +575,11 @@ impl Store {
     /// For an upload of `target`: the newest candidate (oldest → newest) this store has a
     /// blob for, as the diff base. `AlreadyHaveBlob` if the target's data is here;
     /// `SnapshotNotFound` for an unknown target or candidate.
-    pub fn find_non_missing_snapshot(&self, target: SnapshotId, candidates: &[SnapshotId]) -> Result<BlobBase> {
+    pub fn find_non_missing_snapshot(
+        &self,
+        target: SnapshotId,
+        candidates: &[SnapshotId],
+    ) -> Result<BlobBase> {
         let st = self.read()?;
         if !st.get_blob_id(target)?.is_nil() {
             return Err(Error::AlreadyHaveBlob(target));
@@ -537,7 +589,11 @@ impl Store {
 
     /// For a download of `target`: the newest candidate with a blob (the diff base), its
     /// blob id and the target's blob id. The target must be here with its data.
-    pub fn request_blob_diff(&self, target: SnapshotId, candidates: &[SnapshotId]) -> Result<(BlobBase, BlobId)> {
+    pub fn request_blob_diff(
+        &self,
+        target: SnapshotId,
+        candidates: &[SnapshotId],
+    ) -> Result<(BlobBase, BlobId)> {
         let st = self.read()?;
         let blob = st.get_blob_id(target)?;
         if blob.is_nil() {
@@ -630,14 +686,23 @@ fn new_snapshot(
 }
 
 fn newest_with_blob(st: &State, candidates: &[SnapshotId]) -> Result<BlobBase> {
-    let blobs = candidates.iter().map(|c| st.get_blob_id(*c)).collect::<Result<Vec<_>>>()?;
+    let blobs = candidates
+        .iter()
+        .map(|c| st.get_blob_id(*c))
+        .collect::<Result<Vec<_>>>()?;
     Ok(candidates
         .iter()
         .zip(blobs)
         .rev()
         .find(|(_, b)| !b.is_nil())
-        .map(|(c, b)| BlobBase { base: Some(*c), base_blob: b })
-        .unwrap_or(BlobBase { base: None, base_blob: BlobId::nil() }))
+        .map(|(c, b)| BlobBase {
+            base: Some(*c),
+            base_blob: b,
+        })
+        .unwrap_or(BlobBase {
+            base: None,
+            base_blob: BlobId::nil(),
+        }))
 }
 
 /// Checks a branch name the way the original `ValidateBranchName` did, and more.

@@ -53,18 +53,33 @@ fn volume_set_create_list_show_update_delete() {
     drop(store);
 
     let list: Value = serde_json::from_str(&run(&["volume-set", "list", &d, "--json"], 0)).unwrap();
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["db", "web"], "oldest first");
-    let list: Value =
-        serde_json::from_str(&run(&["volume-set", "list", &d, "--json", "--attr", "team=storage"], 0)).unwrap();
+    let list: Value = serde_json::from_str(&run(
+        &["volume-set", "list", &d, "--json", "--attr", "team=storage"],
+        0,
+    ))
+    .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
-    let list: Value =
-        serde_json::from_str(&run(&["volume-set", "list", &d, "--json", "--glob", "/acme/*"], 0)).unwrap();
+    let list: Value = serde_json::from_str(&run(
+        &["volume-set", "list", &d, "--json", "--glob", "/acme/*"],
+        0,
+    ))
+    .unwrap();
     assert_eq!(list[0]["id"], id);
     let table = run(&["volume-set", "list", &d], 0);
-    assert!(table.lines().next().unwrap().starts_with("ID") && table.contains("acme/db"), "{table}");
+    assert!(
+        table.lines().next().unwrap().starts_with("ID") && table.contains("acme/db"),
+        "{table}"
+    );
 
-    let shown: Value = serde_json::from_str(&run(&["volume-set", "show", &d, &id[..5], "--json"], 0)).unwrap();
+    let shown: Value =
+        serde_json::from_str(&run(&["volume-set", "show", &d, &id[..5], "--json"], 0)).unwrap();
     assert_eq!(shown["type"], "volume-set");
     assert_eq!(shown["object"]["id"], id);
     assert!(shown["branches"].as_array().unwrap().is_empty());
@@ -94,7 +109,10 @@ fn volume_set_create_list_show_update_delete() {
     assert_eq!(upd["size"], 4096);
     let err = run_err(&["volume-set", "update", &d, "db2"], 2);
     assert!(err.contains("nothing to change"), "{err}");
-    let err = run_err(&["volume-set", "update", &d, "db2", "--remove-attr", "nope"], 2);
+    let err = run_err(
+        &["volume-set", "update", &d, "db2", "--remove-attr", "nope"],
+        2,
+    );
     assert!(err.contains("no attribute"), "{err}");
     let err = run_err(&["volume-set", "create", &d, "x", "--attr", "novalue"], 2);
     assert!(err.contains("KEY=VALUE"), "{err}");
@@ -105,7 +123,10 @@ fn volume_set_create_list_show_update_delete() {
     run(&["volume-set", "delete", &d, "web", "--yes"], 0);
     let store = open(dir.path().join("store").as_path());
     let all = store.get_volume_sets(&VolumeSetQuery::default()).unwrap();
-    assert_eq!(all.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), vec!["db2"]);
+    assert_eq!(
+        all.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+        vec!["db2"]
+    );
     // The edits were recorded with their actor.
     let lines = json_lines(&run(&["history", "--json", &d, "web"], 0));
     assert_eq!(lines[0]["actor"], "carol");
@@ -143,7 +164,10 @@ fn snapshots_on_branches_and_forks() {
     assert!(err.contains("--fork master"), "{err}");
 
     let root: Value = serde_json::from_str(&run(
-        &["snapshot", &d, "db", "--fork", "master", "--name", "first", "--size", "1024", "--blob", "b1", "--json"],
+        &[
+            "snapshot", &d, "db", "--fork", "master", "--name", "first", "--size", "1024",
+            "--blob", "b1", "--json",
+        ],
         0,
     ))
     .unwrap();
@@ -152,7 +176,18 @@ fn snapshots_on_branches_and_forks() {
     assert_eq!(root["blob"], "b1");
     assert_eq!(root["branch_name"], "master");
     let second: Value = serde_json::from_str(&run(
-        &["snapshot", &d, "db", "--name", "second", "--attr", "build=2", "--description", "nightly", "--json"],
+        &[
+            "snapshot",
+            &d,
+            "db",
+            "--name",
+            "second",
+            "--attr",
+            "build=2",
+            "--description",
+            "nightly",
+            "--json",
+        ],
         0,
     ))
     .unwrap();
@@ -161,13 +196,33 @@ fn snapshots_on_branches_and_forks() {
     assert_eq!(second["attrs"]["build"], "2");
     // Fork off the root by id prefix, and off master's tip by branch name.
     let root_id = root["id"].as_str().unwrap();
-    let dev: Value =
-        serde_json::from_str(&run(&["snapshot", &d, "db", "--fork", "dev", "--from", &root_id[..8], "--json"], 0))
-            .unwrap();
+    let dev: Value = serde_json::from_str(&run(
+        &[
+            "snapshot",
+            &d,
+            "db",
+            "--fork",
+            "dev",
+            "--from",
+            &root_id[..8],
+            "--json",
+        ],
+        0,
+    ))
+    .unwrap();
     assert_eq!(dev["parent"], root["id"]);
-    let out = run(&["snapshot", &d, "db", "--fork", "exp", "--from", "master"], 0);
-    assert!(out.contains("on new branch \"exp\", forked off") && out.contains("depth 3"), "{out}");
-    run(&["snapshot", &d, "db", "--branch", "dev", "--name", "dev two"], 0);
+    let out = run(
+        &["snapshot", &d, "db", "--fork", "exp", "--from", "master"],
+        0,
+    );
+    assert!(
+        out.contains("on new branch \"exp\", forked off") && out.contains("depth 3"),
+        "{out}"
+    );
+    run(
+        &["snapshot", &d, "db", "--branch", "dev", "--name", "dev two"],
+        0,
+    );
     let err = run_err(&["snapshot", &d, "db", "--fork", "dev"], 2);
     assert!(err.contains("already exists"), "{err}");
     let err = run_err(&["snapshot", &d, "db", "--fork", "x", "--from", "zzzz"], 2);
@@ -177,8 +232,13 @@ fn snapshots_on_branches_and_forks() {
 
     let store = open(dir.path());
     let vs = store.get_volume_sets(&VolumeSetQuery::default()).unwrap()[0].id;
-    let dev_chain = store.get_snapshots_by_branch(&BranchQuery::named(vs, "dev")).unwrap();
-    assert_eq!(dev_chain.iter().map(|s| s.depth).collect::<Vec<_>>(), vec![3, 2, 1]);
+    let dev_chain = store
+        .get_snapshots_by_branch(&BranchQuery::named(vs, "dev"))
+        .unwrap();
+    assert_eq!(
+        dev_chain.iter().map(|s| s.depth).collect::<Vec<_>>(),
+        vec![3, 2, 1]
+    );
     assert_eq!(dev_chain[0].name, "dev two");
     assert_eq!(store.get_branches(&BranchQuery::all(vs)).unwrap().len(), 3);
 }
@@ -187,17 +247,41 @@ fn snapshots_on_branches_and_forks() {
 fn branch_list_rename_delete() {
     let f = fixture();
     let d = f.dir_str();
-    let list: Value = serde_json::from_str(&run(&["branch", "list", &d, "db", "--json"], 0)).unwrap();
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    let list: Value =
+        serde_json::from_str(&run(&["branch", "list", &d, "db", "--json"], 0)).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["feature", "master"]);
     assert_eq!(list[0]["tip"], f.feature_tip.to_string());
     assert_eq!(list[1]["tip_snapshot"]["depth"], 63);
     let table = run(&["branch", "list", &d, "db"], 0);
-    assert!(table.lines().count() == 3 && table.contains("feature"), "{table}");
+    assert!(
+        table.lines().count() == 3 && table.contains("feature"),
+        "{table}"
+    );
 
-    run(&["branch", "rename", &d, "db", "feature", "feature-x", "--actor", "dave"], 0);
+    run(
+        &[
+            "branch",
+            "rename",
+            &d,
+            "db",
+            "feature",
+            "feature-x",
+            "--actor",
+            "dave",
+        ],
+        0,
+    );
     let err = run_err(&["branch", "rename", &d, "db", "feature", "y"], 2);
-    assert!(err.contains("not found") && err.contains("branch list"), "{err}");
+    assert!(
+        err.contains("not found") && err.contains("branch list"),
+        "{err}"
+    );
     let err = run_err(&["branch", "rename", &d, "db", "feature-x", "master"], 2);
     assert!(err.contains("already exists"), "{err}");
 
@@ -212,7 +296,15 @@ fn branch_list_rename_delete() {
     // The rename was recorded with its actor, and history follows the branch.
     let lines = json_lines(&run(&["history", "--json", &d, &f.feature.to_string()], 0));
     let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, vec!["fork-branch", "rename-branch", "rename-branch", "delete-snapshots"]);
+    assert_eq!(
+        kinds,
+        vec![
+            "fork-branch",
+            "rename-branch",
+            "rename-branch",
+            "delete-snapshots"
+        ]
+    );
     assert_eq!(lines[2]["actor"], "dave");
 }
 
@@ -221,16 +313,35 @@ fn the_store_directory_can_come_from_mdslog_dir() {
     let f = fixture();
     let d = f.dir_str();
     let with_env = |args: &[&str]| {
-        let out = mdslog().env("MDSLOG_DIR", &d).args(args).assert().success().get_output().clone();
+        let out = mdslog()
+            .env("MDSLOG_DIR", &d)
+            .args(args)
+            .assert()
+            .success()
+            .get_output()
+            .clone();
         String::from_utf8(out.stdout).unwrap()
     };
     assert_eq!(with_env(&["stats"]), run(&["stats", &d], 0));
-    assert_eq!(with_env(&["history", "db:feature"]), run(&["history", &d, "db:feature"], 0));
-    assert_eq!(with_env(&["tree", "db", "--at", "4"]), run(&["tree", &d, "db", "--at", "4"], 0));
-    assert_eq!(with_env(&["branch", "list", "db"]), run(&["branch", "list", &d, "db"], 0));
+    assert_eq!(
+        with_env(&["history", "db:feature"]),
+        run(&["history", &d, "db:feature"], 0)
+    );
+    assert_eq!(
+        with_env(&["tree", "db", "--at", "4"]),
+        run(&["tree", &d, "db", "--at", "4"], 0)
+    );
+    assert_eq!(
+        with_env(&["branch", "list", "db"]),
+        run(&["branch", "list", &d, "db"], 0)
+    );
     // Given explicitly, the argument wins.
     let other = tempfile::tempdir().unwrap();
-    let out = mdslog().env("MDSLOG_DIR", &d).args(["stats", &other.path().display().to_string()]).assert().success();
+    let out = mdslog()
+        .env("MDSLOG_DIR", &d)
+        .args(["stats", &other.path().display().to_string()])
+        .assert()
+        .success();
     assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("records     0"));
     // Neither: a usage error.
     let err = run_err(&["history", "db"], 2);
@@ -241,7 +352,17 @@ fn the_store_directory_can_come_from_mdslog_dir() {
 fn generate_makes_exactly_the_asked_for_workload_and_the_seed_fixes_its_shape() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    let args = ["--volume-sets", "3", "--snapshots", "400", "--branches", "15", "--seed", "9", "--json"];
+    let args = [
+        "--volume-sets",
+        "3",
+        "--snapshots",
+        "400",
+        "--branches",
+        "15",
+        "--seed",
+        "9",
+        "--json",
+    ];
     let mut all = vec!["generate", a.path().to_str().unwrap()];
     all.extend_from_slice(&args);
     let summary: Value = serde_json::from_str(&run(&all, 0)).unwrap();
@@ -262,14 +383,21 @@ fn generate_makes_exactly_the_asked_for_workload_and_the_seed_fixes_its_shape() 
         let mut out = Vec::new();
         for v in s.get_volume_sets(&VolumeSetQuery::default()).unwrap() {
             let mut snaps: Vec<_> = s
-                .get_snapshots(&SnapshotQuery { volume_set: Some(v.id), ..Default::default() })
+                .get_snapshots(&SnapshotQuery {
+                    volume_set: Some(v.id),
+                    ..Default::default()
+                })
                 .unwrap()
                 .into_iter()
                 .map(|x| (x.id, x.parent, x.name, x.size, x.depth))
                 .collect();
             snaps.sort_by_key(|x| x.0);
-            let mut branches: Vec<_> =
-                s.get_branches(&BranchQuery::all(v.id)).unwrap().into_iter().map(|b| (b.name, b.tip)).collect();
+            let mut branches: Vec<_> = s
+                .get_branches(&BranchQuery::all(v.id))
+                .unwrap()
+                .into_iter()
+                .map(|b| (b.name, b.tip))
+                .collect();
             branches.sort();
             out.push((v.id, v.name, v.attrs, snaps, branches));
         }
@@ -277,8 +405,10 @@ fn generate_makes_exactly_the_asked_for_workload_and_the_seed_fixes_its_shape() 
     };
     assert_eq!(shape(&sa), shape(&sb));
     // Deep: most snapshots on a few branches.
-    let deepest =
-        sa.get_snapshots(&SnapshotQuery { ids: sa.get_snapshot_ids(shape(&sa)[0].0).unwrap(), ..Default::default() });
+    let deepest = sa.get_snapshots(&SnapshotQuery {
+        ids: sa.get_snapshot_ids(shape(&sa)[0].0).unwrap(),
+        ..Default::default()
+    });
     assert!(deepest.unwrap().iter().map(|s| s.depth).max().unwrap() > 20);
     drop((sa, sb));
     run(&["verify", a.path().to_str().unwrap()], 0);
@@ -303,7 +433,10 @@ fn generate_makes_exactly_the_asked_for_workload_and_the_seed_fixes_its_shape() 
         ],
         0,
     );
-    assert!(out.starts_with("generated 1 volume set, 5 snapshots and 2 branches"), "{out}");
+    assert!(
+        out.starts_with("generated 1 volume set, 5 snapshots and 2 branches"),
+        "{out}"
+    );
     assert_eq!(open(a.path()).counts().unwrap().snapshots, 405);
 }
 
@@ -311,10 +444,31 @@ fn generate_makes_exactly_the_asked_for_workload_and_the_seed_fixes_its_shape() 
 fn generate_rejects_impossible_workloads() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    let err = run_err(&["generate", &d, "--volume-sets", "4", "--branches", "3"], 2);
-    assert!(err.contains("--branches (3) must be at least --volume-sets (4)"), "{err}");
-    let err = run_err(&["generate", &d, "--volume-sets", "1", "--branches", "3", "--snapshots", "2"], 2);
-    assert!(err.contains("--snapshots (2) must be at least --branches (3)"), "{err}");
+    let err = run_err(
+        &["generate", &d, "--volume-sets", "4", "--branches", "3"],
+        2,
+    );
+    assert!(
+        err.contains("--branches (3) must be at least --volume-sets (4)"),
+        "{err}"
+    );
+    let err = run_err(
+        &[
+            "generate",
+            &d,
+            "--volume-sets",
+            "1",
+            "--branches",
+            "3",
+            "--snapshots",
+            "2",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("--snapshots (2) must be at least --branches (3)"),
+        "{err}"
+    );
     let err = run_err(&["generate", &d, "--volume-sets", "0"], 2);
     assert!(err.contains("at least 1"), "{err}");
 }
@@ -323,7 +477,10 @@ fn generate_rejects_impossible_workloads() {
 fn completions_for_bash_zsh_and_fish() {
     for shell in ["bash", "zsh", "fish"] {
         let out = run(&["completions", shell], 0);
-        assert!(out.contains("mdslog") && out.contains("volume-set") && out.contains("salvage"), "{shell}");
+        assert!(
+            out.contains("mdslog") && out.contains("volume-set") && out.contains("salvage"),
+            "{shell}"
+        );
     }
     run_err(&["completions", "tcsh"], 2);
 }
@@ -356,9 +513,15 @@ fn every_command_has_help_with_an_example() {
         let mut args = c.to_vec();
         args.push("--help");
         let out = run(&args, 0);
-        assert!(out.contains("Example"), "{c:?} --help has no example:\n{out}");
+        assert!(
+            out.contains("Example"),
+            "{c:?} --help has no example:\n{out}"
+        );
         let program = format!("mdslog {}", c.join(" "));
-        assert!(out.contains(program.trim()), "{c:?}: the example runs {program}");
+        assert!(
+            out.contains(program.trim()),
+            "{c:?}: the example runs {program}"
+        );
     }
     // Every subcommand listed in the top help is one of those checked.
     let top = run(&["--help"], 0);
@@ -377,7 +540,10 @@ fn every_command_has_help_with_an_example() {
         "completions",
         "demo",
     ] {
-        assert!(top.contains(&format!("  {name} ")), "{name} missing from:\n{top}");
+        assert!(
+            top.contains(&format!("  {name} ")),
+            "{name} missing from:\n{top}"
+        );
     }
 }
 
@@ -386,8 +552,14 @@ fn demo_makes_and_extends_its_store() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("demo").display().to_string();
     let out = run(&["demo", &d], 0);
-    assert!(out.contains("run 1;") && out.contains("[master]") && out.contains("[feature-1]"), "{out}");
+    assert!(
+        out.contains("run 1;") && out.contains("[master]") && out.contains("[feature-1]"),
+        "{out}"
+    );
     let out = run(&["demo", &d], 0);
-    assert!(out.contains("run 2;") && out.contains("[feature-2]"), "{out}");
+    assert!(
+        out.contains("run 2;") && out.contains("[feature-2]"),
+        "{out}"
+    );
     run(&["verify", &d], 0);
 }

@@ -10,7 +10,9 @@ use mdslog::log::{Log, LogOptions, Lsn, Record, RecordKind};
 use mdslog::{CorruptionKind, Error};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn options() -> LogOptions {
@@ -68,7 +70,10 @@ fn regenerate() {
         let mut i = 0;
         while i < recs.len() {
             let n = if i % 5 == 0 { 3 } else { 1 };
-            let batch = recs[i..(i + n).min(recs.len())].iter().map(|(_, k, p)| Record::new(*k, p.clone())).collect();
+            let batch = recs[i..(i + n).min(recs.len())]
+                .iter()
+                .map(|(_, k, p)| Record::new(*k, p.clone()))
+                .collect();
             log.append_batch(batch).unwrap();
             i += n;
         }
@@ -99,7 +104,10 @@ fn regenerate() {
 }
 
 fn read_all(log: &Log) -> Vec<(Lsn, RecordKind, Vec<u8>)> {
-    log.iter_from(Lsn(1)).map(|r| r.map(|r| (r.lsn, r.kind, r.payload))).collect::<Result<_, _>>().unwrap()
+    log.iter_from(Lsn(1))
+        .map(|r| r.map(|r| (r.lsn, r.kind, r.payload)))
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 #[test]
@@ -108,7 +116,12 @@ fn v1_clean_decodes_to_the_known_records() {
     let ro = Log::open_read_only(&dir, options()).unwrap();
     assert_eq!(read_all(&ro), expected());
     assert_eq!(ro.segments().len(), segments(&dir).len());
-    assert!(ro.segments().iter().rev().skip(1).all(|s| s.sealed && s.digest.is_some()));
+    assert!(ro
+        .segments()
+        .iter()
+        .rev()
+        .skip(1)
+        .all(|s| s.sealed && s.digest.is_some()));
     let copy = copy_dir(&dir);
     let log = Log::open(copy.path(), options()).unwrap();
     assert!(log.recovery_report().torn_tail.is_none());
@@ -118,8 +131,13 @@ fn v1_clean_decodes_to_the_known_records() {
 #[test]
 fn v1_bitflip_is_corruption_in_the_first_record_of_segment_one() {
     let err = Log::open_read_only(fixture("v1-bitflip"), options()).unwrap_err();
-    let c = err.corruption().unwrap_or_else(|| panic!("not corruption: {err}"));
-    assert!(c.file.ends_with("0000000000000001-0000000000000001.seg"), "{c}");
+    let c = err
+        .corruption()
+        .unwrap_or_else(|| panic!("not corruption: {err}"));
+    assert!(
+        c.file.ends_with("0000000000000001-0000000000000001.seg"),
+        "{c}"
+    );
     assert_eq!(c.offset, 72, "{c}");
     assert_eq!(c.lsn, Some(Lsn(1)));
     assert!(matches!(c.kind, CorruptionKind::Format(_)), "{c}");
@@ -129,15 +147,25 @@ fn v1_bitflip_is_corruption_in_the_first_record_of_segment_one() {
 fn v1_torn_tail_is_cut_and_saved() {
     let copy = copy_dir(&fixture("v1-torn"));
     let log = Log::open(copy.path(), options()).unwrap();
-    let torn = log.recovery_report().torn_tail.clone().expect("a torn tail");
+    let torn = log
+        .recovery_report()
+        .torn_tail
+        .clone()
+        .expect("a torn tail");
     assert_eq!(torn.bytes, 5);
     assert_eq!(std::fs::read(torn.saved_to.unwrap()).unwrap(), b"\x10torn");
     assert_eq!(read_all(&log), expected());
     match Log::open_read_only_with(
         std::sync::Arc::new(mdslog::log::fs::DirStorage::new(fixture("v1-torn"), false).unwrap()),
-        LogOptions { recovery: mdslog::RecoveryMode::Strict, ..options() },
+        LogOptions {
+            recovery: mdslog::RecoveryMode::Strict,
+            ..options()
+        },
     ) {
-        Err(Error::Corruption(c)) => assert!(matches!(c.kind, CorruptionKind::TornTail { bytes: 5 }), "{c}"),
+        Err(Error::Corruption(c)) => assert!(
+            matches!(c.kind, CorruptionKind::TornTail { bytes: 5 }),
+            "{c}"
+        ),
         other => panic!("strict mode must refuse a torn tail: {other:?}"),
     }
 }

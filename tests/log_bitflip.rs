@@ -26,7 +26,9 @@ fn small() -> LogOptions {
 /// Payload of record `lsn`; `salt` makes another log with the same layout but other bytes.
 fn payload(lsn: u64, salt: u8) -> Vec<u8> {
     let len = [0usize, 3, 8, 17, 40, 96, 150, 260][lsn as usize % 8];
-    (0..len).map(|j| (lsn as usize * 13 + j) as u8 ^ salt).collect()
+    (0..len)
+        .map(|j| (lsn as usize * 13 + j) as u8 ^ salt)
+        .collect()
 }
 
 /// A closed log of `records` records (every fourth append a batch of three); returns the
@@ -37,8 +39,14 @@ fn build(dir: &Path, records: u64, salt: u8) -> Vec<u64> {
     let mut batch_ends = Vec::new();
     let mut i = 0;
     while lsn <= records {
-        let n = if i % 4 == 3 { 3.min(records - lsn + 1) } else { 1 };
-        let recs = (lsn..lsn + n).map(|l| Record::new(RecordKind((l % 3 + 1) as u16), payload(l, salt))).collect();
+        let n = if i % 4 == 3 {
+            3.min(records - lsn + 1)
+        } else {
+            1
+        };
+        let recs = (lsn..lsn + n)
+            .map(|l| Record::new(RecordKind((l % 3 + 1) as u16), payload(l, salt)))
+            .collect();
         let r = log.append_batch(recs).unwrap();
         assert_eq!((r.first, r.last), (Lsn(lsn), Lsn(lsn + n - 1)));
         lsn += n;
@@ -97,7 +105,11 @@ fn parts(b: &[u8]) -> Vec<Part> {
             break;
         }
         let end = pos + 24 + (u32_at(b, pos) as usize).div_ceil(8) * 8;
-        v.push(Part::Frame { start: pos, end, lsn: u64_at(b, pos + 8) });
+        v.push(Part::Frame {
+            start: pos,
+            end,
+            lsn: u64_at(b, pos + 8),
+        });
         pos = end;
     }
     v.push(Part::Zeros { start: pos });
@@ -110,13 +122,19 @@ fn part_at(parts: &[Part], off: usize) -> Part {
         .rev()
         .find(|p| match **p {
             Part::Header => true,
-            Part::Frame { start, .. } | Part::Footer { start } | Part::Zeros { start } => start <= off,
+            Part::Frame { start, .. } | Part::Footer { start } | Part::Zeros { start } => {
+                start <= off
+            }
         })
         .unwrap()
 }
 
 fn flip(path: &Path, off: usize, bit: u32) {
-    let f = OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut b = [0u8];
     f.read_exact_at(&mut b, off as u64).unwrap();
     b[0] ^= 1 << bit;
@@ -129,11 +147,17 @@ fn assert_inside(c: &Corruption, file: &Path, part: Part, ctx: &str) {
     match part {
         Part::Header => assert_eq!(c.offset, 0, "{ctx}: {c}"),
         Part::Frame { start, end, lsn } => {
-            assert!(start as u64 <= c.offset && c.offset < end as u64, "{ctx}: frame {start}..{end}: {c}");
+            assert!(
+                start as u64 <= c.offset && c.offset < end as u64,
+                "{ctx}: frame {start}..{end}: {c}"
+            );
             assert_eq!(c.lsn, Some(Lsn(lsn)), "{ctx}: {c}");
         }
         Part::Footer { start } => {
-            assert!(start as u64 <= c.offset && c.offset < (start + FOOTER_BYTES) as u64, "{ctx}: footer: {c}")
+            assert!(
+                start as u64 <= c.offset && c.offset < (start + FOOTER_BYTES) as u64,
+                "{ctx}: footer: {c}"
+            )
         }
         Part::Zeros { .. } => panic!("{ctx}: not a part that holds data"),
     }
@@ -143,7 +167,10 @@ fn corruption(r: Result<Log, Error>, ctx: &str) -> Box<Corruption> {
     match r {
         Err(Error::Corruption(c)) => c,
         Err(e) => panic!("{ctx}: expected corruption, got {e}"),
-        Ok(log) => panic!("{ctx}: opened with damage (report {:?})", log.recovery_report()),
+        Ok(log) => panic!(
+            "{ctx}: opened with damage (report {:?})",
+            log.recovery_report()
+        ),
     }
 }
 
@@ -164,7 +191,10 @@ fn flipped_bit_anywhere_in_a_sealed_segment_fails_the_open() {
         let seg = &segs[s];
         let orig = &before[s];
         let parts = parts(orig);
-        assert!(matches!(parts.last(), Some(Part::Footer { .. })), "segment {s} is sealed");
+        assert!(
+            matches!(parts.last(), Some(Part::Footer { .. })),
+            "segment {s} is sealed"
+        );
         for off in 0..orig.len() {
             let bit = (off % 8) as u32;
             let ctx = format!("{} byte {off} bit {bit}", seg.display());
@@ -196,8 +226,16 @@ fn flipped_bit_in_the_active_segment() {
     let seg = segs.last().unwrap();
     let orig = fs::read(seg).unwrap();
     let parts = parts(&orig);
-    let frames: Vec<Part> = parts.iter().copied().filter(|p| matches!(p, Part::Frame { .. })).collect();
-    assert!(frames.len() >= 6, "the active segment holds records: {}", frames.len());
+    let frames: Vec<Part> = parts
+        .iter()
+        .copied()
+        .filter(|p| matches!(p, Part::Frame { .. }))
+        .collect();
+    assert!(
+        frames.len() >= 6,
+        "the active segment holds records: {}",
+        frames.len()
+    );
     // The last batch starts after the last batch end before LSN 300.
     let prev_end = batch_ends[batch_ends.len() - 2];
     let last_batch_start = frames
@@ -207,10 +245,21 @@ fn flipped_bit_in_the_active_segment() {
             _ => None,
         })
         .unwrap();
-    let Some(&Part::Frame { start: last_frame_start, .. }) = frames.last() else { unreachable!() };
-    assert!(last_frame_start > last_batch_start, "the log ends with a multi-record batch");
+    let Some(&Part::Frame {
+        start: last_frame_start,
+        ..
+    }) = frames.last()
+    else {
+        unreachable!()
+    };
+    assert!(
+        last_frame_start > last_batch_start,
+        "the log ends with a multi-record batch"
+    );
     let (mut damaged, mut torn) = (0, 0);
-    let Some(&Part::Zeros { start: data_end }) = parts.last() else { unreachable!() };
+    let Some(&Part::Zeros { start: data_end }) = parts.last() else {
+        unreachable!()
+    };
     // Every byte of header and frames, and the first pre-written zeros after them.
     for off in 0..data_end + 40 {
         let bit = (off % 8) as u32;
@@ -229,14 +278,22 @@ fn flipped_bit_in_the_active_segment() {
             Part::Frame { start, .. } if start < last_frame_start => {
                 let c = corruption(Log::open(dir.path(), small()), &ctx);
                 assert_inside(&c, seg, part, &ctx);
-                assert!(matches!(c.kind, CorruptionKind::DamageBeforeValidRecord { .. }), "{ctx}: {c}");
+                assert!(
+                    matches!(c.kind, CorruptionKind::DamageBeforeValidRecord { .. }),
+                    "{ctx}: {c}"
+                );
                 damaged += 1;
             }
             // Damage in the last record: a torn tail that takes its whole batch (checked
             // read-only, which cuts nothing).
             Part::Frame { .. } => {
-                let log = Log::open_read_only(dir.path(), small()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
-                let t = log.recovery_report().torn_tail.clone().unwrap_or_else(|| panic!("{ctx}: no torn tail"));
+                let log = Log::open_read_only(dir.path(), small())
+                    .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                let t = log
+                    .recovery_report()
+                    .torn_tail
+                    .clone()
+                    .unwrap_or_else(|| panic!("{ctx}: no torn tail"));
                 assert_eq!((&t.file, t.offset), (seg, last_batch_start as u64), "{ctx}");
                 assert_eq!(log.durable_lsn(), Lsn(prev_end), "{ctx}");
                 assert_eq!(read_all(&log).unwrap().len() as u64, prev_end, "{ctx}");
@@ -244,9 +301,18 @@ fn flipped_bit_in_the_active_segment() {
             }
             // A stray bit in the pre-written zeros: a tail up to it, no record lost.
             Part::Zeros { .. } => {
-                let log = Log::open_read_only(dir.path(), small()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
-                let t = log.recovery_report().torn_tail.clone().unwrap_or_else(|| panic!("{ctx}: no torn tail"));
-                assert_eq!((t.offset, t.bytes), (data_end as u64, (off + 1 - data_end) as u64), "{ctx}");
+                let log = Log::open_read_only(dir.path(), small())
+                    .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                let t = log
+                    .recovery_report()
+                    .torn_tail
+                    .clone()
+                    .unwrap_or_else(|| panic!("{ctx}: no torn tail"));
+                assert_eq!(
+                    (t.offset, t.bytes),
+                    (data_end as u64, (off + 1 - data_end) as u64),
+                    "{ctx}"
+                );
                 assert_eq!(read_all(&log).unwrap().len(), 300, "{ctx}");
             }
             Part::Footer { .. } => unreachable!("the active segment has no footer"),
@@ -255,8 +321,17 @@ fn flipped_bit_in_the_active_segment() {
     }
     eprintln!("active segment: {damaged} flips before valid records, {torn} flips in the tail");
     assert!(damaged > 100 && torn > 20);
-    assert_eq!(fs::read(seg).unwrap(), orig, "a failed open changed the segment");
-    assert!(fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_str().unwrap().contains(".torn-")));
+    assert_eq!(
+        fs::read(seg).unwrap(),
+        orig,
+        "a failed open changed the segment"
+    );
+    assert!(fs::read_dir(dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_str()
+        .unwrap()
+        .contains(".torn-")));
 }
 
 #[test]
@@ -267,13 +342,26 @@ fn missing_middle_segment() {
     assert!(segs.len() >= 4);
     for missing in 1..segs.len() - 1 {
         let w = tempfile::tempdir().unwrap();
-        for p in segs.iter().enumerate().filter(|(i, _)| *i != missing).map(|(_, p)| p) {
+        for p in segs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != missing)
+            .map(|(_, p)| p)
+        {
             fs::copy(p, w.path().join(p.file_name().unwrap())).unwrap();
         }
         let next = w.path().join(segs[missing + 1].file_name().unwrap());
-        for r in [Log::open(w.path(), small()), Log::open_read_only(w.path(), small())] {
+        for r in [
+            Log::open(w.path(), small()),
+            Log::open_read_only(w.path(), small()),
+        ] {
             let c = corruption(r, &format!("segment {} missing", missing + 1));
-            assert_eq!(c.kind, CorruptionKind::MissingSegment { expected: SegmentId(missing as u64 + 1) });
+            assert_eq!(
+                c.kind,
+                CorruptionKind::MissingSegment {
+                    expected: SegmentId(missing as u64 + 1)
+                }
+            );
             assert_eq!((&c.file, c.offset), (&next, 0));
         }
     }
@@ -287,7 +375,11 @@ fn segment_from_another_log_breaks_the_chain() {
     build(b.path(), 300, 0x5a);
     let segs_a = seg_files(a.path());
     let segs_b = seg_files(b.path());
-    let names = |v: &[PathBuf]| v.iter().map(|p| p.file_name().unwrap().to_owned()).collect::<Vec<_>>();
+    let names = |v: &[PathBuf]| {
+        v.iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(&segs_a), names(&segs_b), "same layout, same names");
     for i in 0..segs_a.len() {
         let w = tempfile::tempdir().unwrap();
@@ -296,8 +388,13 @@ fn segment_from_another_log_breaks_the_chain() {
             fs::copy(from, w.path().join(p.file_name().unwrap())).unwrap();
         }
         // The first segment chains to nothing: the break shows in the segment after it.
-        let named = w.path().join(segs_a[if i == 0 { 1 } else { i }].file_name().unwrap());
-        for r in [Log::open(w.path(), small()), Log::open_read_only(w.path(), small())] {
+        let named = w
+            .path()
+            .join(segs_a[if i == 0 { 1 } else { i }].file_name().unwrap());
+        for r in [
+            Log::open(w.path(), small()),
+            Log::open_read_only(w.path(), small()),
+        ] {
             let c = corruption(r, &format!("segment {} from another log", i + 1));
             assert!(matches!(c.kind, CorruptionKind::ChainBroken { .. }), "{c}");
             assert_eq!((&c.file, c.offset), (&named, 32), "{c}");
@@ -318,20 +415,31 @@ fn bad_magic_or_unknown_version_in_a_header() {
             }
             let seg = w.path().join(segs[i].file_name().unwrap());
             let mut h = [0u8; SEGMENT_HEADER_BYTES];
-            let f = OpenOptions::new().read(true).write(true).open(&seg).unwrap();
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&seg)
+                .unwrap();
             f.read_exact_at(&mut h, 0).unwrap();
             let expected = if damage == "magic" {
                 h[0..8].copy_from_slice(b"NOTALOG\0");
-                CorruptionKind::Format(mdslog::log::format::FormatFault::BadMagic { found: *b"NOTALOG\0" })
+                CorruptionKind::Format(mdslog::log::format::FormatFault::BadMagic {
+                    found: *b"NOTALOG\0",
+                })
             } else {
                 // A well-formed header of a future version: its checksum is right.
                 h[8..12].copy_from_slice(&2u32.to_le_bytes());
                 let crc = crc32fast::hash(&h[0..68]);
                 h[68..72].copy_from_slice(&crc.to_le_bytes());
-                CorruptionKind::Format(mdslog::log::format::FormatFault::UnsupportedVersion { found: 2 })
+                CorruptionKind::Format(mdslog::log::format::FormatFault::UnsupportedVersion {
+                    found: 2,
+                })
             };
             f.write_all_at(&h, 0).unwrap();
-            for r in [Log::open(w.path(), small()), Log::open_read_only(w.path(), small())] {
+            for r in [
+                Log::open(w.path(), small()),
+                Log::open_read_only(w.path(), small()),
+            ] {
                 let c = corruption(r, &format!("{damage} of segment {}", i + 1));
                 assert_eq!((&c.file, c.offset, &c.kind), (&seg, 0, &expected), "{c}");
             }
@@ -386,9 +494,20 @@ fn damage_after_open_is_corruption_for_readers() {
         }
         // A sealed segment cut short after open.
         if s == 1 {
-            for len in [0, 10, SEGMENT_HEADER_BYTES as u64, 200, orig.len() as u64 - 1] {
+            for len in [
+                0,
+                10,
+                SEGMENT_HEADER_BYTES as u64,
+                200,
+                orig.len() as u64 - 1,
+            ] {
                 let ctx = format!("{} cut to {len} bytes after open", seg.display());
-                OpenOptions::new().write(true).open(seg).unwrap().set_len(len).unwrap();
+                OpenOptions::new()
+                    .write(true)
+                    .open(seg)
+                    .unwrap()
+                    .set_len(len)
+                    .unwrap();
                 let errs = iter_errors(&log, Lsn(first_lsn), &ctx);
                 assert_eq!(errs.len(), 2, "{ctx}: damage not reported");
                 for e in errs {
@@ -426,18 +545,32 @@ fn zeroed_record_in_the_active_segment_after_open() {
     let f = OpenOptions::new().write(true).open(&seg).unwrap();
     let middle = frames.len() / 2;
     for (k, expected) in [
-        (middle, CorruptionKind::DamageBeforeValidRecord { valid_at: frames[middle + 1].0 as u64, fault: None }),
+        (
+            middle,
+            CorruptionKind::DamageBeforeValidRecord {
+                valid_at: frames[middle + 1].0 as u64,
+                fault: None,
+            },
+        ),
         (
             frames.len() - 1,
-            CorruptionKind::TornTail { bytes: (frames[frames.len() - 1].1 - frames[frames.len() - 1].0) as u64 },
+            CorruptionKind::TornTail {
+                bytes: (frames[frames.len() - 1].1 - frames[frames.len() - 1].0) as u64,
+            },
         ),
     ] {
         let (start, end, lsn) = frames[k];
-        f.write_all_at(&vec![0u8; end - start], start as u64).unwrap();
+        f.write_all_at(&vec![0u8; end - start], start as u64)
+            .unwrap();
         for log in [&writer, &reader] {
-            let e = read_all(log).expect_err("a zeroed durable record must not end the log quietly");
+            let e =
+                read_all(log).expect_err("a zeroed durable record must not end the log quietly");
             let c = e.corruption().unwrap_or_else(|| panic!("{e}"));
-            assert_eq!((&c.file, c.offset, c.lsn, &c.kind), (&seg, start as u64, Some(Lsn(lsn)), &expected), "{c}");
+            assert_eq!(
+                (&c.file, c.offset, c.lsn, &c.kind),
+                (&seg, start as u64, Some(Lsn(lsn)), &expected),
+                "{c}"
+            );
         }
         f.write_all_at(&orig[start..end], start as u64).unwrap();
     }

@@ -36,7 +36,12 @@ fn decode(r: &OwnedRecord) -> (u32, u32) {
     let t = u32::from_le_bytes(p[0..4].try_into().unwrap());
     let seq = u32::from_le_bytes(p[4..8].try_into().unwrap());
     assert_eq!(*p, payload(t, seq), "LSN {}: payload", r.lsn);
-    assert_eq!(r.kind, RecordKind((t % 100 + 1) as u16), "LSN {}: kind", r.lsn);
+    assert_eq!(
+        r.kind,
+        RecordKind((t % 100 + 1) as u16),
+        "LSN {}: kind",
+        r.lsn
+    );
     (t, seq)
 }
 
@@ -49,7 +54,11 @@ fn check_prefix(recs: &[OwnedRecord], threads: u32) -> Vec<u32> {
         assert_eq!(r.lsn, Lsn(i as u64 + 1), "LSNs are dense");
         let (t, seq) = decode(r);
         assert!(t < threads, "LSN {}: thread {t}", r.lsn);
-        assert_eq!(seq, next[t as usize], "LSN {}: thread {t} out of order or duplicated", r.lsn);
+        assert_eq!(
+            seq, next[t as usize],
+            "LSN {}: thread {t} out of order or duplicated",
+            r.lsn
+        );
         next[t as usize] += 1;
     }
     next
@@ -81,10 +90,14 @@ fn run(threads: u32, per_thread: u32, mixed: bool) -> u64 {
             let mut last = 0u64;
             while !done.load(Ordering::Acquire) {
                 let before = log.durable_lsn();
-                let recs: Vec<OwnedRecord> = log.iter_from(Lsn(1)).collect::<Result<_, _>>().unwrap();
+                let recs: Vec<OwnedRecord> =
+                    log.iter_from(Lsn(1)).collect::<Result<_, _>>().unwrap();
                 let after = log.durable_lsn();
                 let n = recs.len() as u64;
-                assert!(before.0 <= n && n <= after.0, "scan of {n} records, durable {before}..{after}");
+                assert!(
+                    before.0 <= n && n <= after.0,
+                    "scan of {n} records, durable {before}..{after}"
+                );
                 assert!(n >= last, "a later scan saw less");
                 check_prefix(&recs, threads);
                 last = n;
@@ -100,13 +113,18 @@ fn run(threads: u32, per_thread: u32, mixed: bool) -> u64 {
                     break;
                 }
                 let next = Lsn(got.len() as u64 + 1);
-                let durable = log.wait_durable(next, Some(Duration::from_millis(20))).unwrap();
+                let durable = log
+                    .wait_durable(next, Some(Duration::from_millis(20)))
+                    .unwrap();
                 for r in log.iter_from(next) {
                     let r = r.unwrap();
                     assert_eq!(r.lsn, Lsn(got.len() as u64 + 1), "follower: LSNs are dense");
                     got.push(r);
                 }
-                assert!(got.len() as u64 >= durable.0, "follower read less than was durable");
+                assert!(
+                    got.len() as u64 >= durable.0,
+                    "follower read less than was durable"
+                );
             }
             got
         });
@@ -133,13 +151,20 @@ fn run(threads: u32, per_thread: u32, mixed: bool) -> u64 {
     let check_all = |recs: &[OwnedRecord]| {
         assert_eq!(recs.len() as u64, total);
         let counts = check_prefix(recs, threads);
-        assert!(counts.iter().all(|&c| c == per_thread), "every thread's records are all there");
+        assert!(
+            counts.iter().all(|&c| c == per_thread),
+            "every thread's records are all there"
+        );
         let at: HashMap<(u32, u32), Lsn> = recs.iter().map(|r| (decode(r), r.lsn)).collect();
         assert_eq!(at.len() as u64, total, "no record twice");
         for (t, v) in placed.iter().enumerate() {
             assert_eq!(v.len() as u32, per_thread);
             for &(seq, lsn) in v {
-                assert_eq!(at[&(t as u32, seq)], lsn, "thread {t} seq {seq} is where its append said");
+                assert_eq!(
+                    at[&(t as u32, seq)],
+                    lsn,
+                    "thread {t} seq {seq} is where its append said"
+                );
             }
         }
     };
@@ -147,14 +172,21 @@ fn run(threads: u32, per_thread: u32, mixed: bool) -> u64 {
     check_all(&all);
     assert_eq!(followed, all, "the follower read the same log");
     let segments = log.segments().len();
-    assert!(segments > 2, "appenders raced with rotation: {segments} segments");
+    assert!(
+        segments > 2,
+        "appenders raced with rotation: {segments} segments"
+    );
     log.close().unwrap();
 
     // The same on disk.
     let log = Log::open(dir.path(), opts()).unwrap();
     assert_eq!(log.recovery_report().torn_tail, None);
     assert_eq!(log.durable_lsn(), Lsn(total));
-    check_all(&log.iter_from(Lsn(1)).collect::<Result<Vec<_>, _>>().unwrap());
+    check_all(
+        &log.iter_from(Lsn(1))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap(),
+    );
     scans.load(Ordering::Relaxed)
 }
 
@@ -175,13 +207,19 @@ fn append_all(log: &Log, t: u32, per_thread: u32, style: Style) -> Vec<(u32, Lsn
                 Style::Batches => {
                     let n = rng.gen_range(1..=6).min(per_thread - seq);
                     let r = log.append_batch((seq..seq + n).map(rec).collect()).unwrap();
-                    assert_eq!(r.last.0 - r.first.0 + 1, n as u64, "a batch gets contiguous LSNs");
+                    assert_eq!(
+                        r.last.0 - r.first.0 + 1,
+                        n as u64,
+                        "a batch gets contiguous LSNs"
+                    );
                     out.extend((0..n).map(|i| (seq + i, Lsn(r.first.0 + i as u64))));
                     seq += n;
                 }
                 Style::Pipelined => {
                     let n = rng.gen_range(1..=3).min(per_thread - seq);
-                    let ticket = log.submit((seq..seq + n).map(rec).collect(), Durability::Sync).unwrap();
+                    let ticket = log
+                        .submit((seq..seq + n).map(rec).collect(), Durability::Sync)
+                        .unwrap();
                     in_flight.push_back((seq, n, ticket));
                     seq += n;
                 }
@@ -197,7 +235,10 @@ fn append_all(log: &Log, t: u32, per_thread: u32, style: Style) -> Vec<(u32, Lsn
         }
     }
     let lsns: Vec<Lsn> = out.iter().map(|x| x.1).collect();
-    assert!(lsns.windows(2).all(|w| w[0] < w[1]), "thread {t}: LSNs in the order of its appends");
+    assert!(
+        lsns.windows(2).all(|w| w[0] < w[1]),
+        "thread {t}: LSNs in the order of its appends"
+    );
     out
 }
 
@@ -234,31 +275,68 @@ fn wait_durable_with_a_timeout_returns() {
     }
     // Already durable: at once. Not yet appended: after the timeout, with the durable LSN.
     assert_eq!(log.wait_durable(Lsn(10), None).unwrap(), Lsn(10));
-    assert_eq!(log.wait_durable(Lsn(5), Some(Duration::from_millis(1))).unwrap(), Lsn(10));
-    assert_eq!(log.wait_durable(Lsn(11), Some(Duration::from_millis(30))).unwrap(), Lsn(10));
-    assert_eq!(log.wait_durable(Lsn(1000), Some(Duration::ZERO)).unwrap(), Lsn(10));
+    assert_eq!(
+        log.wait_durable(Lsn(5), Some(Duration::from_millis(1)))
+            .unwrap(),
+        Lsn(10)
+    );
+    assert_eq!(
+        log.wait_durable(Lsn(11), Some(Duration::from_millis(30)))
+            .unwrap(),
+        Lsn(10)
+    );
+    assert_eq!(
+        log.wait_durable(Lsn(1000), Some(Duration::ZERO)).unwrap(),
+        Lsn(10)
+    );
 
     // A waiter for records still to come wakes once they are durable.
     std::thread::scope(|s| {
         let log = &log;
-        let waiter = s.spawn(move || log.wait_durable(Lsn(60), Some(Duration::from_secs(60))).unwrap());
-        let buffered = log.submit(vec![Record::new(RecordKind(2), b"b".to_vec())], Durability::Buffered);
+        let waiter = s.spawn(move || {
+            log.wait_durable(Lsn(60), Some(Duration::from_secs(60)))
+                .unwrap()
+        });
+        let buffered = log.submit(
+            vec![Record::new(RecordKind(2), b"b".to_vec())],
+            Durability::Buffered,
+        );
         assert_eq!(buffered.unwrap().range.first, Lsn(11));
         for i in 0..49u32 {
             log.append(RecordKind(1), &i.to_le_bytes()).unwrap();
         }
         let got = waiter.join().unwrap();
-        assert!(got >= Lsn(60), "waiter returned {got} before LSN 60 was durable");
+        assert!(
+            got >= Lsn(60),
+            "waiter returned {got} before LSN 60 was durable"
+        );
     });
 
     // Buffered records become durable on flush; waiting for them then returns at once.
-    let t = log.submit(vec![Record::new(RecordKind(2), b"late".to_vec())], Durability::Buffered).unwrap();
-    assert_eq!(log.wait(t).unwrap().first, Lsn(61), "a buffered ticket returns at once");
+    let t = log
+        .submit(
+            vec![Record::new(RecordKind(2), b"late".to_vec())],
+            Durability::Buffered,
+        )
+        .unwrap();
+    assert_eq!(
+        log.wait(t).unwrap().first,
+        Lsn(61),
+        "a buffered ticket returns at once"
+    );
     assert_eq!(log.flush().unwrap(), Lsn(61));
-    assert_eq!(log.wait_durable(Lsn(61), Some(Duration::from_secs(60))).unwrap(), Lsn(61));
+    assert_eq!(
+        log.wait_durable(Lsn(61), Some(Duration::from_secs(60)))
+            .unwrap(),
+        Lsn(61)
+    );
 
     // A read-only handle has no writer to wait for: it returns what it has.
     let ro = Log::open_read_only(dir.path(), opts()).unwrap();
     assert_eq!(ro.wait_durable(Lsn(1000), None).unwrap(), Lsn(61));
-    assert_eq!(ro.wait_durable(Lsn(1000), Some(Duration::from_millis(10))).unwrap(), Lsn(61));
+    assert_eq!(
+        ro.wait_durable(Lsn(1000), Some(Duration::from_millis(10)))
+            .unwrap(),
+        Lsn(61)
+    );
 }

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use mdslog::error::Error;
 use mdslog::log::format;
-use mdslog::log::fs::{CrashMode, FileBytes, LockFailure, LockGuard, SimStorage, Storage, StorageFile};
+use mdslog::log::fs::{
+    CrashMode, FileBytes, LockFailure, LockGuard, SimStorage, Storage, StorageFile,
+};
 use mdslog::log::{Durability, Log, LogOptions, Lsn, Record, RecordKind};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -129,7 +131,10 @@ impl Gate {
     }
 
     fn wrap(&self, inner: Box<dyn StorageFile>) -> Box<dyn StorageFile> {
-        Box::new(GateFile { inner, gate: self.clone() })
+        Box::new(GateFile {
+            inner,
+            gate: self.clone(),
+        })
     }
 }
 
@@ -201,7 +206,8 @@ impl Storage for Gate {
         self.run(|| self.0.sim.open(name)).map(|f| self.wrap(f))
     }
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        self.run(|| self.0.sim.create_new(name)).map(|f| self.wrap(f))
+        self.run(|| self.0.sim.create_new(name))
+            .map(|f| self.wrap(f))
     }
     fn read_all(&self, name: &str) -> io::Result<FileBytes> {
         self.run(|| self.0.sim.read_all(name))
@@ -250,7 +256,11 @@ enum Op {
 
 fn random_record(rng: &mut SmallRng) -> Record {
     // Mostly small records, some large enough to fill a segment in a few appends.
-    let len = if rng.gen_bool(0.35) { rng.gen_range(300..=512) } else { rng.gen_range(0..120) };
+    let len = if rng.gen_bool(0.35) {
+        rng.gen_range(300..=512)
+    } else {
+        rng.gen_range(0..120)
+    };
     let payload: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
     Record::new(RecordKind(rng.gen_range(1..=6)), payload)
 }
@@ -259,9 +269,17 @@ fn random_ops(rng: &mut SmallRng, n: usize) -> Vec<Op> {
     (0..n)
         .map(|_| match rng.gen_range(0..100) {
             0..=29 => Op::Append(random_record(rng)),
-            30..=54 => Op::Batch((0..rng.gen_range(1..5)).map(|_| random_record(rng)).collect()),
+            30..=54 => Op::Batch(
+                (0..rng.gen_range(1..5))
+                    .map(|_| random_record(rng))
+                    .collect(),
+            ),
             55..=84 => {
-                let n = if rng.gen_bool(0.25) { rng.gen_range(2..=3) } else { 1 };
+                let n = if rng.gen_bool(0.25) {
+                    rng.gen_range(2..=3)
+                } else {
+                    1
+                };
                 Op::Buffered((0..n).map(|_| random_record(rng)).collect())
             }
             85..=93 => Op::Flush,
@@ -294,12 +312,15 @@ impl Model {
     fn push(&mut self, batch: &[Record]) -> bool {
         self.records.extend(batch.iter().cloned());
         self.batch_ends.push(self.records.len() as u64);
-        let bytes: u64 = batch.iter().map(|r| format::frame_bytes(r.payload.len()) as u64).sum();
+        let bytes: u64 = batch
+            .iter()
+            .map(|r| format::frame_bytes(r.payload.len()) as u64)
+            .sum();
         if self.active_bytes == 0 {
             self.active_bytes = format::SEGMENT_HEADER_BYTES as u64;
         }
-        let rotate =
-            self.active_records > 0 && self.active_bytes + bytes + format::FOOTER_BYTES as u64 > SEGMENT_BYTES_MAX;
+        let rotate = self.active_records > 0
+            && self.active_bytes + bytes + format::FOOTER_BYTES as u64 > SEGMENT_BYTES_MAX;
         if rotate {
             self.rotations += 1;
             self.active_bytes = format::SEGMENT_HEADER_BYTES as u64;
@@ -355,29 +376,39 @@ fn try_ops(
             Op::Batch(rs) => {
                 model.push(rs);
                 log.append_batch(rs.clone()).map(|range| {
-                    assert_eq!((range.first, range.last), (want, Lsn(want.0 + rs.len() as u64 - 1)), "{ctx}");
+                    assert_eq!(
+                        (range.first, range.last),
+                        (want, Lsn(want.0 + rs.len() as u64 - 1)),
+                        "{ctx}"
+                    );
                     model.acked = range.last.0;
                 })
             }
             Op::Buffered(rs) => {
                 let rotates = model.push(rs);
                 let last = Lsn(want.0 + rs.len() as u64 - 1);
-                log.submit(rs.clone(), Durability::Buffered).and_then(|t| log.wait(t)).map(|range| {
-                    assert_eq!((range.first, range.last), (want, last), "{ctx}");
-                    if rotates {
-                        // The writer thread seals the segment on its own: let it finish, so
-                        // the crash point does not depend on scheduling.
-                        gate.wait_segments(&log, model.rotations + 1);
-                    }
-                    if opts.buffer_bytes_max == 1 {
-                        // Written through at once, unsynced: let the writer finish so the
-                        // crash point does not depend on scheduling.
-                        gate.wait_written(last);
-                    }
-                })
+                log.submit(rs.clone(), Durability::Buffered)
+                    .and_then(|t| log.wait(t))
+                    .map(|range| {
+                        assert_eq!((range.first, range.last), (want, last), "{ctx}");
+                        if rotates {
+                            // The writer thread seals the segment on its own: let it finish, so
+                            // the crash point does not depend on scheduling.
+                            gate.wait_segments(&log, model.rotations + 1);
+                        }
+                        if opts.buffer_bytes_max == 1 {
+                            // Written through at once, unsynced: let the writer finish so the
+                            // crash point does not depend on scheduling.
+                            gate.wait_written(last);
+                        }
+                    })
             }
             Op::Flush => log.flush().map(|lsn| {
-                assert_eq!(lsn.0, model.records.len() as u64, "{ctx}: flush makes everything appended durable");
+                assert_eq!(
+                    lsn.0,
+                    model.records.len() as u64,
+                    "{ctx}: flush makes everything appended durable"
+                );
                 model.acked = lsn.0;
             }),
             Op::Reopen => {
@@ -388,7 +419,11 @@ fn try_ops(
                 };
                 // A clean close flushes: everything appended is there, nothing was cut.
                 assert_eq!(log.durable_lsn().0, model.records.len() as u64, "{ctx}");
-                assert!(log.recovery_report().torn_tail.is_none(), "{ctx}: {:?}", log.recovery_report());
+                assert!(
+                    log.recovery_report().torn_tail.is_none(),
+                    "{ctx}: {:?}",
+                    log.recovery_report()
+                );
                 model.acked = model.records.len() as u64;
                 Ok(())
             }
@@ -396,9 +431,16 @@ fn try_ops(
         if let Err(e) = r {
             return (Some(log), Some((i, e)));
         }
-        assert!(log.durable_lsn().0 >= model.acked, "{ctx}: durable LSN below an acknowledged record");
+        assert!(
+            log.durable_lsn().0 >= model.acked,
+            "{ctx}: durable LSN below an acknowledged record"
+        );
         if !matches!(op, Op::Buffered(_)) {
-            assert_eq!(log.segments().len(), model.rotations + 1, "{ctx}: segments rotate by the documented rule");
+            assert_eq!(
+                log.segments().len(),
+                model.rotations + 1,
+                "{ctx}: segments rotate by the documented rule"
+            );
         }
     }
     (Some(log), None)
@@ -407,59 +449,132 @@ fn try_ops(
 /// Reopens after a crash and checks the recovered log against the model, then proves the
 /// log takes appends again and keeps them across another power cut. Returns the last
 /// recovered LSN and whether recovery cut a torn tail.
-fn check_recovered(sim: &SimStorage, opts: &LogOptions, model: &Model, clean_cut: bool, ctx: &str) -> (u64, bool) {
+fn check_recovered(
+    sim: &SimStorage,
+    opts: &LogOptions,
+    model: &Model,
+    clean_cut: bool,
+    ctx: &str,
+) -> (u64, bool) {
     let log = open(Arc::new(sim.clone()), opts, ctx);
     let last = log.durable_lsn().0;
-    assert!(last >= model.acked, "{ctx}: acknowledged LSN {} lost (recovered up to {last})", model.acked);
+    assert!(
+        last >= model.acked,
+        "{ctx}: acknowledged LSN {} lost (recovered up to {last})",
+        model.acked
+    );
     assert!(
         last <= model.records.len() as u64,
         "{ctx}: recovered {last} records, only {} appended",
         model.records.len()
     );
-    assert!(last == 0 || model.batch_ends.contains(&last), "{ctx}: recovered LSN {last} ends inside a batch");
+    assert!(
+        last == 0 || model.batch_ends.contains(&last),
+        "{ctx}: recovered LSN {last} ends inside a batch"
+    );
 
-    let got: Vec<_> = log.iter_from(Lsn(1)).collect::<Result<_, _>>().unwrap_or_else(|e| panic!("{ctx}: read: {e}"));
-    assert_eq!(got.len() as u64, last, "{ctx}: the log is not a dense prefix");
+    let got: Vec<_> = log
+        .iter_from(Lsn(1))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{ctx}: read: {e}"));
+    assert_eq!(
+        got.len() as u64,
+        last,
+        "{ctx}: the log is not a dense prefix"
+    );
     for (i, r) in got.iter().enumerate() {
         let want = &model.records[i];
         assert_eq!(r.lsn, Lsn(i as u64 + 1), "{ctx}");
-        assert_eq!((r.kind, &r.payload), (want.kind, &want.payload), "{ctx}: record {} differs", i + 1);
+        assert_eq!(
+            (r.kind, &r.payload),
+            (want.kind, &want.payload),
+            "{ctx}: record {} differs",
+            i + 1
+        );
     }
 
     let report = log.recovery_report().clone();
-    assert_eq!((report.last_lsn, report.records), (Lsn(last), last), "{ctx}: {report:?}");
-    assert!(report.removed_temp_files.is_empty(), "{ctx}: a temporary name was made durable: {report:?}");
+    assert_eq!(
+        (report.last_lsn, report.records),
+        (Lsn(last), last),
+        "{ctx}: {report:?}"
+    );
+    assert!(
+        report.removed_temp_files.is_empty(),
+        "{ctx}: a temporary name was made durable: {report:?}"
+    );
     if clean_cut {
-        assert!(report.torn_tail.is_none(), "{ctx}: only synced bytes survive, yet a tail was cut: {report:?}");
+        assert!(
+            report.torn_tail.is_none(),
+            "{ctx}: only synced bytes survive, yet a tail was cut: {report:?}"
+        );
     }
     if let Some(torn) = &report.torn_tail {
         let active = log.segments().last().cloned().expect("a segment");
-        assert_eq!(torn.segment, active.id, "{ctx}: only the last segment may be torn: {report:?}");
+        assert_eq!(
+            torn.segment, active.id,
+            "{ctx}: only the last segment may be torn: {report:?}"
+        );
         assert!(torn.bytes > 0, "{ctx}: {report:?}");
-        let side = torn.saved_to.as_ref().expect("a writer keeps the cut bytes");
+        let side = torn
+            .saved_to
+            .as_ref()
+            .expect("a writer keeps the cut bytes");
         let side = side.file_name().unwrap().to_str().unwrap();
-        let saved = sim.file_bytes(side).unwrap_or_else(|| panic!("{ctx}: side file {side} missing"));
-        assert!(!saved.is_empty() && saved.len() as u64 <= torn.bytes, "{ctx}: side file of {} bytes", saved.len());
+        let saved = sim
+            .file_bytes(side)
+            .unwrap_or_else(|| panic!("{ctx}: side file {side} missing"));
+        assert!(
+            !saved.is_empty() && saved.len() as u64 <= torn.bytes,
+            "{ctx}: side file of {} bytes",
+            saved.len()
+        );
     }
 
     // A reader beside the writer sees the same records and nothing left to cut.
-    let ro = Log::open_read_only_with(Arc::new(sim.clone()), opts.clone()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    let ro = Log::open_read_only_with(Arc::new(sim.clone()), opts.clone())
+        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
     assert_eq!(ro.durable_lsn().0, last, "{ctx}");
-    assert!(ro.recovery_report().torn_tail.is_none(), "{ctx}: the cut was not made durable");
+    assert!(
+        ro.recovery_report().torn_tail.is_none(),
+        "{ctx}: the cut was not made durable"
+    );
     drop(ro);
 
     // The log appends again, and those appends survive the next power cut.
-    let more = vec![Record::new(RecordKind(9), b"after".to_vec()), Record::new(RecordKind(9), vec![7u8; 300])];
-    let range = log.append_batch(more.clone()).unwrap_or_else(|e| panic!("{ctx}: append after reopen: {e}"));
-    assert_eq!((range.first, range.last), (Lsn(last + 1), Lsn(last + 2)), "{ctx}");
+    let more = vec![
+        Record::new(RecordKind(9), b"after".to_vec()),
+        Record::new(RecordKind(9), vec![7u8; 300]),
+    ];
+    let range = log
+        .append_batch(more.clone())
+        .unwrap_or_else(|e| panic!("{ctx}: append after reopen: {e}"));
+    assert_eq!(
+        (range.first, range.last),
+        (Lsn(last + 1), Lsn(last + 2)),
+        "{ctx}"
+    );
     sim.crash(CrashMode::DropUnsynced);
     drop(log);
     let log = open(Arc::new(sim.clone()), opts, ctx);
-    assert_eq!(log.durable_lsn().0, last + 2, "{ctx}: appends after recovery were lost");
+    assert_eq!(
+        log.durable_lsn().0,
+        last + 2,
+        "{ctx}: appends after recovery were lost"
+    );
     assert!(log.recovery_report().torn_tail.is_none(), "{ctx}");
-    let tail: Vec<_> = log.iter_from(Lsn(last + 1)).collect::<Result<_, _>>().unwrap();
+    let tail: Vec<_> = log
+        .iter_from(Lsn(last + 1))
+        .collect::<Result<_, _>>()
+        .unwrap();
     let tail: Vec<_> = tail.into_iter().map(|r| (r.kind, r.payload)).collect();
-    assert_eq!(tail, more.into_iter().map(|r| (r.kind, r.payload)).collect::<Vec<_>>(), "{ctx}");
+    assert_eq!(
+        tail,
+        more.into_iter()
+            .map(|r| (r.kind, r.payload))
+            .collect::<Vec<_>>(),
+        "{ctx}"
+    );
     (last, report.torn_tail.is_some())
 }
 
@@ -480,7 +595,9 @@ fn crash_every_prefix(seed: u64, n_ops: usize, tally: &mut Tally) {
     // memory until a flush, a durable append or a rotation.
     let opts = options(if seed.is_multiple_of(2) { 1 } else { 1 << 20 });
     for k in 0..=ops.len() {
-        let torn = |i: u64| CrashMode::Torn { seed: (seed << 32) ^ ((k as u64) << 8) ^ i };
+        let torn = |i: u64| CrashMode::Torn {
+            seed: (seed << 32) ^ ((k as u64) << 8) ^ i,
+        };
         for mode in [CrashMode::DropUnsynced, torn(1), torn(2), torn(3)] {
             let ctx = format!("seed {seed} prefix {k} {mode:?}");
             let sim = SimStorage::new();
@@ -490,7 +607,13 @@ fn crash_every_prefix(seed: u64, n_ops: usize, tally: &mut Tally) {
             tally.max_rotations = tally.max_rotations.max(model.rotations);
             gate.crash(mode);
             drop(log);
-            let (last, torn) = check_recovered(&sim, &opts, &model, matches!(mode, CrashMode::DropUnsynced), &ctx);
+            let (last, torn) = check_recovered(
+                &sim,
+                &opts,
+                &model,
+                matches!(mode, CrashMode::DropUnsynced),
+                &ctx,
+            );
             tally.cases += 1;
             tally.with_extras += (last > model.acked) as usize;
             tally.torn_cuts += torn as usize;
@@ -512,8 +635,14 @@ fn crash_after_every_prefix_keeps_acknowledged_records() {
     assert_eq!(tally.cases, seeds.count() * 41 * 4);
     // The sequences must exercise what they claim to: rotation, records that survive
     // without an acknowledgement, and torn tails that recovery cuts.
-    assert!(tally.max_rotations >= 3, "sequences do not rotate segments enough");
-    assert!(tally.with_extras > 0, "no crash ever kept an unacknowledged record");
+    assert!(
+        tally.max_rotations >= 3,
+        "sequences do not rotate segments enough"
+    );
+    assert!(
+        tally.with_extras > 0,
+        "no crash ever kept an unacknowledged record"
+    );
     assert!(tally.torn_cuts > 0, "no crash ever left a torn tail");
 }
 
@@ -529,15 +658,22 @@ fn torn_batch_write_is_all_or_nothing() {
         let sim = SimStorage::new();
         let gate = Gate::new(&sim);
         let mut model = Model::default();
-        let first = vec![Record::new(RecordKind(1), vec![1u8; 40]), Record::new(RecordKind(1), vec![2u8; 200])];
+        let first = vec![
+            Record::new(RecordKind(1), vec![1u8; 40]),
+            Record::new(RecordKind(1), vec![2u8; 200]),
+        ];
         let log = run_ops(&gate, &opts, &[Op::Batch(first)], &mut model, &ctx);
-        let batch: Vec<_> = (0..4).map(|i| Record::new(RecordKind(2), vec![10 + i as u8; 90])).collect();
+        let batch: Vec<_> = (0..4)
+            .map(|i| Record::new(RecordKind(2), vec![10 + i as u8; 90]))
+            .collect();
         let after = Record::new(RecordKind(3), vec![20u8; 60]);
         let t = log.submit(batch.clone(), Durability::Buffered).unwrap();
         log.wait(t).unwrap();
         model.push(&batch);
         gate.wait_written(Lsn(6));
-        let t = log.submit(vec![after.clone()], Durability::Buffered).unwrap();
+        let t = log
+            .submit(vec![after.clone()], Durability::Buffered)
+            .unwrap();
         log.wait(t).unwrap();
         model.push(std::slice::from_ref(&after));
         gate.wait_written(Lsn(7));
@@ -550,9 +686,14 @@ fn torn_batch_write_is_all_or_nothing() {
             _ => panic!("{ctx}: recovered up to LSN {last}, inside the batch"),
         }
     }
-    eprintln!("torn batch: kept whole {kept} times, cut part way and dropped {dropped_partial} times");
+    eprintln!(
+        "torn batch: kept whole {kept} times, cut part way and dropped {dropped_partial} times"
+    );
     assert!(kept > 0, "no crash kept the written batch");
-    assert!(dropped_partial > 0, "no crash tore the batch part way (recovery never had to drop a partial batch)");
+    assert!(
+        dropped_partial > 0,
+        "no crash tore the batch part way (recovery never had to drop a partial batch)"
+    );
 }
 
 /// The power goes off just before each storage operation in turn (in the writer thread,
@@ -570,7 +711,13 @@ fn crash_at_every_storage_operation() {
         let sim = SimStorage::new();
         let gate = Gate::new(&sim);
         let mut model = Model::default();
-        drop(run_ops(&gate, &opts, &ops, &mut model, &format!("seed {seed} dry run")));
+        drop(run_ops(
+            &gate,
+            &opts,
+            &ops,
+            &mut model,
+            &format!("seed {seed} dry run"),
+        ));
         let total = gate.ops();
         assert!(
             total > 80 && model.rotations >= 2,
@@ -580,7 +727,9 @@ fn crash_at_every_storage_operation() {
         for at in 0..total {
             let mode = match at % 3 {
                 0 => CrashMode::DropUnsynced,
-                _ => CrashMode::Torn { seed: seed << 32 | at },
+                _ => CrashMode::Torn {
+                    seed: seed << 32 | at,
+                },
             };
             let ctx = format!("seed {seed} power off before storage op {at} of {total} ({mode:?})");
             let sim = SimStorage::new();
@@ -597,7 +746,10 @@ fn crash_at_every_storage_operation() {
                 }
                 (Some(log), Some((i, e))) => {
                     assert!(matches!(e, Error::Poisoned { .. }), "{ctx}: op {i}: {e:?}");
-                    assert!(matches!(log.append(RecordKind(1), b"x"), Err(Error::Poisoned { .. })), "{ctx}");
+                    assert!(
+                        matches!(log.append(RecordKind(1), b"x"), Err(Error::Poisoned { .. })),
+                        "{ctx}"
+                    );
                     assert!(matches!(log.flush(), Err(Error::Poisoned { .. })), "{ctx}");
                     drop(log);
                     failed_in_ops += 1;
@@ -605,7 +757,13 @@ fn crash_at_every_storage_operation() {
                 (None, None) => unreachable!(),
             }
             assert!(gate.is_dead(), "{ctx}: the power never went off");
-            check_recovered(&sim, &opts, &model, matches!(mode, CrashMode::DropUnsynced), &ctx);
+            check_recovered(
+                &sim,
+                &opts,
+                &model,
+                matches!(mode, CrashMode::DropUnsynced),
+                &ctx,
+            );
             cases += 1;
         }
     }

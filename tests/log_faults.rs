@@ -61,58 +61,133 @@ fn is_poisoned<T: std::fmt::Debug>(r: Result<T, Error>) -> bool {
 
 /// Every call that would write fails with `Error::Poisoned`, and nothing more is visible.
 fn assert_poisoned(log: &Log, model: &Model, ctx: &str) {
-    assert!(is_poisoned(log.append(RecordKind(1), b"later")), "{ctx}: append after the failure");
-    let batch = vec![Record::new(RecordKind(1), b"a".to_vec()), Record::new(RecordKind(1), b"b".to_vec())];
-    assert!(is_poisoned(log.append_batch(batch)), "{ctx}: append_batch after the failure");
     assert!(
-        is_poisoned(log.submit(vec![Record::new(RecordKind(1), b"c".to_vec())], Durability::Buffered)),
+        is_poisoned(log.append(RecordKind(1), b"later")),
+        "{ctx}: append after the failure"
+    );
+    let batch = vec![
+        Record::new(RecordKind(1), b"a".to_vec()),
+        Record::new(RecordKind(1), b"b".to_vec()),
+    ];
+    assert!(
+        is_poisoned(log.append_batch(batch)),
+        "{ctx}: append_batch after the failure"
+    );
+    assert!(
+        is_poisoned(log.submit(
+            vec![Record::new(RecordKind(1), b"c".to_vec())],
+            Durability::Buffered
+        )),
         "{ctx}: submit after the failure"
     );
     assert!(is_poisoned(log.flush()), "{ctx}: flush after the failure");
     // Readers see exactly the acknowledged records: nothing of the failed call.
     assert_eq!(log.durable_lsn().0, model.acked, "{ctx}");
-    let seen: Vec<_> = log.iter_from(Lsn(1)).collect::<Result<_, _>>().unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    let seen: Vec<_> = log
+        .iter_from(Lsn(1))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
     assert_eq!(seen.len() as u64, model.acked, "{ctx}");
 }
 
 /// Reopens and checks the log against the model; then appends and checks those appends
 /// survive a power cut. Returns the recovered last LSN.
 fn check_reopen(sim: &SimStorage, model: &Model, clean_cut: bool, ctx: &str) -> u64 {
-    let log = Log::open_with(Arc::new(sim.clone()), opts()).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
+    let log = Log::open_with(Arc::new(sim.clone()), opts())
+        .unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
     let last = log.durable_lsn().0;
-    assert!(last >= model.acked, "{ctx}: acknowledged LSN {} lost (recovered up to {last})", model.acked);
-    assert!(last <= model.records.len() as u64, "{ctx}: recovered {last}, appended {}", model.records.len());
-    assert!(last == 0 || model.batch_ends.contains(&last), "{ctx}: recovered LSN {last} ends inside a batch");
-    let got: Vec<_> = log.iter_from(Lsn(1)).collect::<Result<_, _>>().unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    assert!(
+        last >= model.acked,
+        "{ctx}: acknowledged LSN {} lost (recovered up to {last})",
+        model.acked
+    );
+    assert!(
+        last <= model.records.len() as u64,
+        "{ctx}: recovered {last}, appended {}",
+        model.records.len()
+    );
+    assert!(
+        last == 0 || model.batch_ends.contains(&last),
+        "{ctx}: recovered LSN {last} ends inside a batch"
+    );
+    let got: Vec<_> = log
+        .iter_from(Lsn(1))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
     assert_eq!(got.len() as u64, last, "{ctx}: not a dense prefix");
     for (i, r) in got.iter().enumerate() {
         let want = &model.records[i];
         assert_eq!(r.lsn, Lsn(i as u64 + 1), "{ctx}");
-        assert_eq!((r.kind, &r.payload), (want.kind, &want.payload), "{ctx}: record {} differs", i + 1);
+        assert_eq!(
+            (r.kind, &r.payload),
+            (want.kind, &want.payload),
+            "{ctx}: record {} differs",
+            i + 1
+        );
     }
     let report = log.recovery_report().clone();
-    assert_eq!((report.last_lsn, report.records), (Lsn(last), last), "{ctx}: {report:?}");
+    assert_eq!(
+        (report.last_lsn, report.records),
+        (Lsn(last), last),
+        "{ctx}: {report:?}"
+    );
     if clean_cut {
-        assert!(report.torn_tail.is_none(), "{ctx}: only synced bytes survive, yet a tail was cut: {report:?}");
+        assert!(
+            report.torn_tail.is_none(),
+            "{ctx}: only synced bytes survive, yet a tail was cut: {report:?}"
+        );
         assert!(report.removed_temp_files.is_empty(), "{ctx}: {report:?}");
     }
     for tmp in &report.removed_temp_files {
-        assert!(tmp.ends_with(".seg.tmp") && sim.file_bytes(tmp).is_none(), "{ctx}: {report:?}");
+        assert!(
+            tmp.ends_with(".seg.tmp") && sim.file_bytes(tmp).is_none(),
+            "{ctx}: {report:?}"
+        );
     }
     if let Some(torn) = &report.torn_tail {
-        assert_eq!(torn.segment, log.segments().last().unwrap().id, "{ctx}: {report:?}");
-        let side = torn.saved_to.as_ref().unwrap().file_name().unwrap().to_str().unwrap().to_string();
-        assert!(sim.file_bytes(&side).is_some_and(|b| !b.is_empty()), "{ctx}: cut bytes not kept");
+        assert_eq!(
+            torn.segment,
+            log.segments().last().unwrap().id,
+            "{ctx}: {report:?}"
+        );
+        let side = torn
+            .saved_to
+            .as_ref()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            sim.file_bytes(&side).is_some_and(|b| !b.is_empty()),
+            "{ctx}: cut bytes not kept"
+        );
     }
     let range = log
-        .append_batch(vec![Record::new(RecordKind(7), b"again".to_vec()), Record::new(RecordKind(7), vec![5; 200])])
+        .append_batch(vec![
+            Record::new(RecordKind(7), b"again".to_vec()),
+            Record::new(RecordKind(7), vec![5; 200]),
+        ])
         .unwrap_or_else(|e| panic!("{ctx}: append after reopen: {e}"));
-    assert_eq!((range.first, range.last), (Lsn(last + 1), Lsn(last + 2)), "{ctx}");
+    assert_eq!(
+        (range.first, range.last),
+        (Lsn(last + 1), Lsn(last + 2)),
+        "{ctx}"
+    );
     sim.crash(CrashMode::DropUnsynced);
     drop(log);
-    let log = Log::open_with(Arc::new(sim.clone()), opts()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
-    assert_eq!(log.durable_lsn().0, last + 2, "{ctx}: appends after recovery were lost");
-    let tail: Vec<_> = log.iter_from(Lsn(last + 1)).map(|r| r.unwrap().payload).collect();
+    let log =
+        Log::open_with(Arc::new(sim.clone()), opts()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    assert_eq!(
+        log.durable_lsn().0,
+        last + 2,
+        "{ctx}: appends after recovery were lost"
+    );
+    let tail: Vec<_> = log
+        .iter_from(Lsn(last + 1))
+        .map(|r| r.unwrap().payload)
+        .collect();
     assert_eq!(tail, vec![b"again".to_vec(), vec![5; 200]], "{ctx}");
     last
 }
@@ -149,7 +224,10 @@ fn workload() -> Workload {
         &[100],
         &[480, 480, 480],
     ];
-    let ops = sizes.iter().map(|b| b.iter().map(|&n| rec(n)).collect()).collect();
+    let ops = sizes
+        .iter()
+        .map(|b| b.iter().map(|&n| rec(n)).collect())
+        .collect();
     Workload { prefill, ops }
 }
 
@@ -183,7 +261,11 @@ fn run_case(w: &Workload, faults: Faults, after: After, ctx: &str) -> Option<(us
         };
         match r {
             Ok((a, b)) => {
-                assert_eq!((a, b), (first, Lsn(first.0 + batch.len() as u64 - 1)), "{ctx} op {i}");
+                assert_eq!(
+                    (a, b),
+                    (first, Lsn(first.0 + batch.len() as u64 - 1)),
+                    "{ctx} op {i}"
+                );
                 model.acked = b.0;
             }
             Err(Error::Poisoned { reason }) => {
@@ -207,7 +289,12 @@ fn run_case(w: &Workload, faults: Faults, after: After, ctx: &str) -> Option<(us
             drop(log);
         }
     }
-    check_reopen(&sim, &model, matches!(after, After::Crash(CrashMode::DropUnsynced)), ctx);
+    check_reopen(
+        &sim,
+        &model,
+        matches!(after, After::Crash(CrashMode::DropUnsynced)),
+        ctx,
+    );
     failure
 }
 
@@ -215,20 +302,41 @@ fn run_case(w: &Workload, faults: Faults, after: After, ctx: &str) -> Option<(us
 /// `n` with every way of going on after the failure (`all_afters`) or with one of them in
 /// turn. Checks that the failing operation moves forward (never back) as the fault moves
 /// later, and returns the failure messages (one per `n`).
-fn sweep(w: &Workload, what: &str, faults: impl Fn(u64) -> Faults, all_afters: bool, limit: u64) -> Vec<String> {
+fn sweep(
+    w: &Workload,
+    what: &str,
+    faults: impl Fn(u64) -> Faults,
+    all_afters: bool,
+    limit: u64,
+) -> Vec<String> {
     let mut reasons = Vec::new();
     let mut last_op = 0;
     for n in 0..limit {
-        let afters: Vec<u64> = if all_afters { (0..3).map(|i| n * 3 + i).collect() } else { vec![n] };
+        let afters: Vec<u64> = if all_afters {
+            (0..3).map(|i| n * 3 + i).collect()
+        } else {
+            vec![n]
+        };
         let mut outcome = Vec::new();
         for a in afters {
             let after = after_for(a);
-            outcome.push(run_case(w, faults(n), after, &format!("{what} {n}, then {after:?}")));
+            outcome.push(run_case(
+                w,
+                faults(n),
+                after,
+                &format!("{what} {n}, then {after:?}"),
+            ));
         }
-        assert!(outcome.windows(2).all(|p| p[0] == p[1]), "{what} {n}: runs differ before the reopen: {outcome:?}");
+        assert!(
+            outcome.windows(2).all(|p| p[0] == p[1]),
+            "{what} {n}: runs differ before the reopen: {outcome:?}"
+        );
         match outcome.pop().unwrap() {
             Some((op, reason)) => {
-                assert!(op >= last_op, "{what} {n}: failed at op {op}, an earlier fault failed op {last_op}");
+                assert!(
+                    op >= last_op,
+                    "{what} {n}: failed at op {op}, an earlier fault failed op {last_op}"
+                );
                 last_op = op;
                 reasons.push(reason);
             }
@@ -258,25 +366,71 @@ fn measure(w: &Workload) -> (u64, usize) {
 fn enospc_at_every_byte_of_appends_and_rotations() {
     let w = workload();
     let (bytes, rotations) = measure(&w);
-    assert!(rotations >= 2, "the workload must rotate segments ({rotations})");
-    let reasons =
-        sweep(&w, "ENOSPC after bytes", |n| Faults { write_bytes_left: Some(n), ..Faults::default() }, false, 20_000);
+    assert!(
+        rotations >= 2,
+        "the workload must rotate segments ({rotations})"
+    );
+    let reasons = sweep(
+        &w,
+        "ENOSPC after bytes",
+        |n| Faults {
+            write_bytes_left: Some(n),
+            ..Faults::default()
+        },
+        false,
+        20_000,
+    );
     // Exactly the runs with less space than the workload needs fail.
-    assert_eq!(reasons.len() as u64, bytes, "the first run without a failure had all the space it needed");
-    assert_eq!(count(&reasons, "os error 28"), reasons.len(), "{:?}", reasons.first());
+    assert_eq!(
+        reasons.len() as u64,
+        bytes,
+        "the first run without a failure had all the space it needed"
+    );
+    assert_eq!(
+        count(&reasons, "os error 28"),
+        reasons.len(),
+        "{:?}",
+        reasons.first()
+    );
     // The sweep hit frames, pre-written zeros, footers, and new segments' headers and zeros.
-    assert!(count(&reasons, "write footer") > 0, "no failure while sealing");
-    assert!(count(&reasons, ".seg.tmp") > 0, "no failure while creating a segment");
+    assert!(
+        count(&reasons, "write footer") > 0,
+        "no failure while sealing"
+    );
+    assert!(
+        count(&reasons, ".seg.tmp") > 0,
+        "no failure while creating a segment"
+    );
     assert!(count(&reasons, "I/O error: write sim:/") > reasons.len() / 2);
-    eprintln!("ENOSPC: {} positions over {bytes} bytes and {rotations} rotations", reasons.len());
+    eprintln!(
+        "ENOSPC: {} positions over {bytes} bytes and {rotations} rotations",
+        reasons.len()
+    );
 }
 
 #[test]
 fn eio_on_every_write() {
     let w = workload();
-    let reasons = sweep(&w, "EIO on write", |n| Faults { write_error_in: Some(n), ..Faults::default() }, true, 1000);
-    assert!(reasons.len() > w.ops.len(), "every append writes at least once");
-    assert_eq!(count(&reasons, "simulated I/O error (write)"), reasons.len(), "{:?}", reasons.first());
+    let reasons = sweep(
+        &w,
+        "EIO on write",
+        |n| Faults {
+            write_error_in: Some(n),
+            ..Faults::default()
+        },
+        true,
+        1000,
+    );
+    assert!(
+        reasons.len() > w.ops.len(),
+        "every append writes at least once"
+    );
+    assert_eq!(
+        count(&reasons, "simulated I/O error (write)"),
+        reasons.len(),
+        "{:?}",
+        reasons.first()
+    );
     assert!(count(&reasons, "write footer") > 0 && count(&reasons, ".seg.tmp") > 0);
     eprintln!("EIO on write: {} writes", reasons.len());
 }
@@ -284,7 +438,16 @@ fn eio_on_every_write() {
 #[test]
 fn failed_fsync_at_every_sync_poisons() {
     let w = workload();
-    let reasons = sweep(&w, "failed sync", |n| Faults { sync_error_in: Some(n), ..Faults::default() }, true, 1000);
+    let reasons = sweep(
+        &w,
+        "failed sync",
+        |n| Faults {
+            sync_error_in: Some(n),
+            ..Faults::default()
+        },
+        true,
+        1000,
+    );
     assert!(reasons.len() > w.ops.len(), "every durable append syncs");
     assert_eq!(count(&reasons, "simulated I/O error"), reasons.len());
     // Syncs of the active segment, of a new segment before its rename, and of the directory.
@@ -305,12 +468,33 @@ fn faults_while_creating_the_first_segment_fail_the_open() {
     };
     let mut cases: Vec<(String, Faults, Option<i32>)> = Vec::new();
     for n in 0..open_bytes {
-        cases.push((format!("ENOSPC after {n}"), Faults { write_bytes_left: Some(n), ..Faults::default() }, Some(28)));
+        cases.push((
+            format!("ENOSPC after {n}"),
+            Faults {
+                write_bytes_left: Some(n),
+                ..Faults::default()
+            },
+            Some(28),
+        ));
     }
     // Two writes (header, zeros) and two syncs (the new file, the directory).
     for n in 0..2 {
-        cases.push((format!("EIO on write {n}"), Faults { write_error_in: Some(n), ..Faults::default() }, None));
-        cases.push((format!("failed sync {n}"), Faults { sync_error_in: Some(n), ..Faults::default() }, None));
+        cases.push((
+            format!("EIO on write {n}"),
+            Faults {
+                write_error_in: Some(n),
+                ..Faults::default()
+            },
+            None,
+        ));
+        cases.push((
+            format!("failed sync {n}"),
+            Faults {
+                sync_error_in: Some(n),
+                ..Faults::default()
+            },
+            None,
+        ));
     }
     for (i, (ctx, faults, errno)) in cases.into_iter().enumerate() {
         let sim = SimStorage::new();
@@ -340,7 +524,10 @@ fn failed_sync_while_reopening_fails_the_open() {
         let (sim, model) = log_with_torn_tail();
         // Cut the tail first, so the reopen below syncs only what it recovered.
         drop(Log::open_with(Arc::new(sim.clone()), opts()).unwrap());
-        sim.set_faults(Faults { sync_error_in: Some(n), ..Faults::default() });
+        sim.set_faults(Faults {
+            sync_error_in: Some(n),
+            ..Faults::default()
+        });
         match Log::open_with(Arc::new(sim.clone()), opts()) {
             Err(Error::Io { op, .. }) => assert_eq!(op, ["fsync", "sync directory"][n as usize]),
             other => panic!("sync {n}: expected Error::Io, got {other:?}"),
@@ -351,7 +538,11 @@ fn failed_sync_while_reopening_fails_the_open() {
 }
 
 fn segment_names(sim: &SimStorage) -> Vec<String> {
-    sim.list().unwrap().into_iter().filter(|n| n.ends_with(".seg")).collect()
+    sim.list()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.ends_with(".seg"))
+        .collect()
 }
 
 /// A log of several segments whose active segment ends in a torn record.
@@ -394,13 +585,21 @@ fn log_segment_end(sim: &SimStorage, name: &str) -> usize {
 #[test]
 fn eio_on_read_during_open_is_an_io_error() {
     let (sim, model) = log_with_torn_tail();
-    let before: Vec<_> = sim.list().unwrap().into_iter().map(|n| (sim.file_bytes(&n), n)).collect();
+    let before: Vec<_> = sim
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|n| (sim.file_bytes(&n), n))
+        .collect();
     // One whole-file read per segment, and one more to save the torn bytes aside.
     let reads = segment_names(&sim).len() as u64 + 1;
     for n in 0..reads {
         for writable in [true, false] {
             let ctx = format!("read {n} fails, writable {writable}");
-            sim.set_faults(Faults { read_error_in: Some(n), ..Faults::default() });
+            sim.set_faults(Faults {
+                read_error_in: Some(n),
+                ..Faults::default()
+            });
             let r = if writable {
                 Log::open_with(Arc::new(sim.clone()), opts())
             } else {
@@ -409,15 +608,25 @@ fn eio_on_read_during_open_is_an_io_error() {
             match r {
                 Err(Error::Io { op: "read", .. }) => {}
                 // A read-only open does not read the torn bytes to save them.
-                Ok(log) if !writable && n + 1 == reads => assert_eq!(log.durable_lsn().0, model.acked),
+                Ok(log) if !writable && n + 1 == reads => {
+                    assert_eq!(log.durable_lsn().0, model.acked)
+                }
                 other => panic!("{ctx}: expected Error::Io, got {other:?}"),
             }
             sim.clear_faults();
-            let after: Vec<_> = sim.list().unwrap().into_iter().map(|n| (sim.file_bytes(&n), n)).collect();
+            let after: Vec<_> = sim
+                .list()
+                .unwrap()
+                .into_iter()
+                .map(|n| (sim.file_bytes(&n), n))
+                .collect();
             assert!(before == after, "{ctx}: a failed open changed the files");
         }
     }
-    sim.set_faults(Faults { read_error_in: Some(reads), ..Faults::default() });
+    sim.set_faults(Faults {
+        read_error_in: Some(reads),
+        ..Faults::default()
+    });
     let log = Log::open_with(Arc::new(sim.clone()), opts()).unwrap();
     assert!(log.recovery_report().torn_tail.is_some());
     drop(log);
@@ -432,12 +641,21 @@ fn enospc_while_cutting_a_torn_tail_fails_the_open() {
         let (sim, model) = log_with_torn_tail();
         let active = segment_names(&sim).pop().unwrap();
         let torn = sim.file_bytes(&active).unwrap();
-        sim.set_faults(Faults { write_bytes_left: Some(n), ..Faults::default() });
+        sim.set_faults(Faults {
+            write_bytes_left: Some(n),
+            ..Faults::default()
+        });
         match Log::open_with(Arc::new(sim.clone()), opts()) {
-            Err(Error::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(28), "left {n}"),
+            Err(Error::Io { source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(28), "left {n}")
+            }
             other => panic!("left {n}: expected Error::Io, got {other:?}"),
         }
-        assert_eq!(sim.file_bytes(&active).unwrap(), torn, "left {n}: the segment was cut before the save");
+        assert_eq!(
+            sim.file_bytes(&active).unwrap(),
+            torn,
+            "left {n}: the segment was cut before the save"
+        );
         sim.clear_faults();
         if n % 2 == 1 {
             sim.crash(CrashMode::DropUnsynced);
@@ -457,7 +675,10 @@ fn eio_while_iterating_is_an_io_error_and_does_not_poison() {
     let log = Log::open_with(Arc::new(sim.clone()), opts()).unwrap();
     let segments = log.segments().len() as u64;
     for n in 0..segments {
-        sim.set_faults(Faults { read_error_in: Some(n), ..Faults::default() });
+        sim.set_faults(Faults {
+            read_error_in: Some(n),
+            ..Faults::default()
+        });
         let mut it = log.iter_from(Lsn(1));
         let mut ok = 0;
         let err = loop {
@@ -467,13 +688,23 @@ fn eio_while_iterating_is_an_io_error_and_does_not_poison() {
                 None => panic!("read {n}: no error"),
             }
         };
-        assert!(matches!(err, Error::Io { op: "read", .. }), "read {n}: {err:?}");
-        assert!(it.next().is_none(), "read {n}: the iterator goes on after an error");
+        assert!(
+            matches!(err, Error::Io { op: "read", .. }),
+            "read {n}: {err:?}"
+        );
+        assert!(
+            it.next().is_none(),
+            "read {n}: the iterator goes on after an error"
+        );
         assert!(ok < model.acked, "read {n}");
         sim.clear_faults();
         let r = Record::new(RecordKind(3), vec![n as u8; 10]);
         let first = model.push(std::slice::from_ref(&r));
-        assert_eq!(log.append(r.kind, &r.payload).unwrap(), first, "read {n}: a read error poisoned the writer");
+        assert_eq!(
+            log.append(r.kind, &r.payload).unwrap(),
+            first,
+            "read {n}: a read error poisoned the writer"
+        );
         model.acked = first.0;
     }
     drop(log);

@@ -36,7 +36,10 @@ fn second_writer_is_locked_out_readers_are_not() {
     let sim = SimStorage::new();
     let first = open(&sim).unwrap();
     for i in 1..=40u64 {
-        assert_eq!(first.append(RecordKind(1), &[i as u8; 200]).unwrap(), Lsn(i));
+        assert_eq!(
+            first.append(RecordKind(1), &[i as u8; 200]).unwrap(),
+            Lsn(i)
+        );
     }
     assert!(first.segments().len() >= 2);
 
@@ -49,18 +52,27 @@ fn second_writer_is_locked_out_readers_are_not() {
     assert!(!reader.is_writable());
     assert_eq!(reader.durable_lsn(), Lsn(41));
     assert_eq!(reader.iter_from(Lsn(1)).count(), 41);
-    assert!(matches!(reader.append(RecordKind(1), b"x"), Err(Error::ReadOnly)));
+    assert!(matches!(
+        reader.append(RecordKind(1), b"x"),
+        Err(Error::ReadOnly)
+    ));
     assert!(matches!(reader.flush(), Err(Error::ReadOnly)));
     // The reader holds no lock: still exactly one writer.
     assert_locked(open(&sim), "second writer beside a reader");
-    assert_eq!(first.append(RecordKind(1), b"after the reader").unwrap(), Lsn(42));
+    assert_eq!(
+        first.append(RecordKind(1), b"after the reader").unwrap(),
+        Lsn(42)
+    );
     assert_eq!(reader.refresh().unwrap(), Lsn(42));
 
     // Dropping the writer releases the lock; the reader stays usable.
     drop(first);
     let second = open(&sim).unwrap();
     assert_eq!(second.durable_lsn(), Lsn(42));
-    assert_eq!(second.append(RecordKind(2), b"second writer").unwrap(), Lsn(43));
+    assert_eq!(
+        second.append(RecordKind(2), b"second writer").unwrap(),
+        Lsn(43)
+    );
     assert_locked(open(&sim), "third writer");
     assert_eq!(reader.refresh().unwrap(), Lsn(43));
     drop(reader);
@@ -73,8 +85,14 @@ fn poisoned_writer_keeps_the_lock_until_dropped() {
     let sim = SimStorage::new();
     let first = open(&sim).unwrap();
     first.append(RecordKind(1), b"one").unwrap();
-    sim.set_faults(Faults { sync_error_in: Some(0), ..Faults::default() });
-    assert!(matches!(first.append(RecordKind(1), b"two"), Err(Error::Poisoned { .. })));
+    sim.set_faults(Faults {
+        sync_error_in: Some(0),
+        ..Faults::default()
+    });
+    assert!(matches!(
+        first.append(RecordKind(1), b"two"),
+        Err(Error::Poisoned { .. })
+    ));
     sim.clear_faults();
     // Poisoned, but it may still hold unsynced state: nobody else may write.
     assert_locked(open(&sim), "beside a poisoned writer");
@@ -89,7 +107,10 @@ fn failed_open_releases_the_lock() {
     let sim = SimStorage::new();
     drop(open(&sim).unwrap());
     // Recovery fails reading the segment: the open fails and must not keep the lock.
-    sim.set_faults(Faults { read_error_in: Some(0), ..Faults::default() });
+    sim.set_faults(Faults {
+        read_error_in: Some(0),
+        ..Faults::default()
+    });
     assert!(matches!(open(&sim), Err(Error::Io { .. })));
     sim.clear_faults();
     let log = open(&sim).unwrap();

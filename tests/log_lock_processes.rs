@@ -27,7 +27,9 @@ fn small() -> LogOptions {
 }
 
 fn payload(lsn: u64) -> Vec<u8> {
-    format!("record {lsn} ").repeat((lsn % 7) as usize + 1).into_bytes()
+    format!("record {lsn} ")
+        .repeat((lsn % 7) as usize + 1)
+        .into_bytes()
 }
 
 fn append_upto(log: &Log, last: u64) {
@@ -40,7 +42,10 @@ fn append_upto(log: &Log, last: u64) {
 fn assert_prefix(recs: &[OwnedRecord], n: u64) {
     assert_eq!(recs.len() as u64, n);
     for (i, r) in recs.iter().enumerate() {
-        assert_eq!((r.lsn, &r.payload), (Lsn(i as u64 + 1), &payload(i as u64 + 1)));
+        assert_eq!(
+            (r.lsn, &r.payload),
+            (Lsn(i as u64 + 1), &payload(i as u64 + 1))
+        );
     }
 }
 
@@ -106,7 +111,13 @@ impl Drop for ChildProc {
 
 fn spawn_child(dir: &Path, mode: &str) -> ChildProc {
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ENV_DIR, dir)
         .env(ENV_MODE, mode)
         .stdin(Stdio::piped())
@@ -119,7 +130,8 @@ fn spawn_child(dir: &Path, mode: &str) -> ChildProc {
 
 /// The text after `CHILD ` in a line (the test harness may print its own words first).
 fn child_line(line: &str) -> Option<String> {
-    line.find("CHILD ").map(|i| line[i + "CHILD ".len()..].trim_end().to_string())
+    line.find("CHILD ")
+        .map(|i| line[i + "CHILD ".len()..].trim_end().to_string())
 }
 
 /// Runs a child to its end; returns its `CHILD` lines.
@@ -127,7 +139,13 @@ fn run_child(dir: &Path, mode: &str) -> Vec<String> {
     let mut child = spawn_child(dir, mode);
     drop(child.0.stdin.take());
     let mut stdout = String::new();
-    child.0.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     let status = child.0.wait().unwrap();
     assert!(status.success(), "child ({mode}) failed: {stdout}");
     stdout.lines().filter_map(child_line).collect()
@@ -164,11 +182,21 @@ fn second_writer_in_another_process_is_locked() {
     let log = Log::open(dir.path(), small()).unwrap();
     append_upto(&log, 12);
     let me = std::process::id();
-    assert_eq!(run_child(dir.path(), "writer"), [format!("locked pid=Some({me})")]);
+    assert_eq!(
+        run_child(dir.path(), "writer"),
+        [format!("locked pid=Some({me})")]
+    );
     // A reader in another process is welcome beside the writer.
-    assert_eq!(run_child(dir.path(), "read-only"), ["opened durable=12", "read 12"]);
+    assert_eq!(
+        run_child(dir.path(), "read-only"),
+        ["opened durable=12", "read 12"]
+    );
     append_upto(&log, 15);
-    assert_eq!(log.durable_lsn(), Lsn(15), "the refused child did not disturb the writer");
+    assert_eq!(
+        log.durable_lsn(),
+        Lsn(15),
+        "the refused child did not disturb the writer"
+    );
     log.close().unwrap();
     // With the writer closed, the child may write.
     assert_eq!(run_child(dir.path(), "writer"), ["opened durable=15"]);
@@ -202,7 +230,10 @@ fn lock_held_by_another_process_until_it_dies() {
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
     assert!(child.0.wait().unwrap().success());
-    assert_eq!(rest.lines().filter_map(child_line).collect::<Vec<_>>(), ["exiting durable=30"]);
+    assert_eq!(
+        rest.lines().filter_map(child_line).collect::<Vec<_>>(),
+        ["exiting durable=30"]
+    );
 
     // The reader picks up what the child made durable; the lock died with the child.
     assert_eq!(ro.durable_lsn(), Lsn(20), "no refresh, no new records");
@@ -220,7 +251,10 @@ fn read_only_beside_a_live_writer_refreshes() {
     append_upto(&log, 7);
     let ro = Log::open_read_only(dir.path(), small()).unwrap();
     assert!(!ro.is_writable());
-    assert!(matches!(ro.append(RecordKind(1), b"x"), Err(Error::ReadOnly)));
+    assert!(matches!(
+        ro.append(RecordKind(1), b"x"),
+        Err(Error::ReadOnly)
+    ));
     assert_eq!(ro.durable_lsn(), Lsn(7));
     // Over several segment rotations.
     append_upto(&log, 300);
@@ -234,7 +268,10 @@ fn read_only_beside_a_live_writer_refreshes() {
     // A second read-only handle, and the writer keeps the lock throughout.
     let ro2 = Log::open_read_only(dir.path(), small()).unwrap();
     assert_prefix(&read_all(&ro2), 300);
-    assert!(matches!(Log::open(dir.path(), small()), Err(Error::Locked { .. })));
+    assert!(matches!(
+        Log::open(dir.path(), small()),
+        Err(Error::Locked { .. })
+    ));
 }
 
 /// Readers refresh over and over while a writer appends through many rotations of
@@ -260,7 +297,10 @@ fn refresh_races_with_appends_and_rotation() {
                 let mut last = ro.durable_lsn();
                 while !done.load(Ordering::Acquire) {
                     let now = ro.refresh().unwrap();
-                    assert!(last <= now && now.0 <= total, "refresh went from {last} to {now}");
+                    assert!(
+                        last <= now && now.0 <= total,
+                        "refresh went from {last} to {now}"
+                    );
                     let recs = read_all(&ro);
                     assert!(recs.len() as u64 >= now.0);
                     assert_prefix(&recs, recs.len() as u64);
@@ -270,13 +310,23 @@ fn refresh_races_with_appends_and_rotation() {
             });
         }
         for first in (1..=total).step_by(10) {
-            let recs = (first..first + 10).map(|l| Record::new(RecordKind(1), payload(l))).collect();
+            let recs = (first..first + 10)
+                .map(|l| Record::new(RecordKind(1), payload(l)))
+                .collect();
             log.append_batch(recs).unwrap();
         }
         done.store(true, Ordering::Release);
     });
-    assert!(log.segments().len() > 10, "rotations: {}", log.segments().len());
-    eprintln!("{} refreshes beside {} segments of appends", refreshes.load(Ordering::Relaxed), log.segments().len());
+    assert!(
+        log.segments().len() > 10,
+        "rotations: {}",
+        log.segments().len()
+    );
+    eprintln!(
+        "{} refreshes beside {} segments of appends",
+        refreshes.load(Ordering::Relaxed),
+        log.segments().len()
+    );
     let ro = Log::open_read_only(dir.path(), opts).unwrap();
     assert_prefix(&read_all(&ro), total);
 }
@@ -314,20 +364,32 @@ fn readers_beside_sealing_of_large_pre_written_segments() {
                         ro.refresh().unwrap();
                     }
                     let now = ro.durable_lsn();
-                    assert!(last <= now && now.0 <= batches * 4, "durable went from {last} to {now}");
+                    assert!(
+                        last <= now && now.0 <= batches * 4,
+                        "durable went from {last} to {now}"
+                    );
                     last = now;
                     scans.fetch_add(1, Ordering::Relaxed);
                 }
             });
         }
         for b in 0..batches {
-            log.append_batch((1..=4).map(|i| record(b * 4 + i)).collect()).unwrap();
+            log.append_batch((1..=4).map(|i| record(b * 4 + i)).collect())
+                .unwrap();
             log.flush().unwrap();
         }
         done.store(true, Ordering::Release);
     });
-    assert!(log.segments().len() > 40, "segments sealed: {}", log.segments().len());
-    eprintln!("{} reader scans beside {} sealed segments", scans.load(Ordering::Relaxed), log.segments().len() - 1);
+    assert!(
+        log.segments().len() > 40,
+        "segments sealed: {}",
+        log.segments().len()
+    );
+    eprintln!(
+        "{} reader scans beside {} sealed segments",
+        scans.load(Ordering::Relaxed),
+        log.segments().len() - 1
+    );
     let ro = Log::open_read_only(dir.path(), opts).unwrap();
     let mut n = 0;
     for r in ro.iter_from(Lsn(1)) {

@@ -25,13 +25,26 @@ fn many_segments_round_trip_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let n = 2000u64;
     {
-        let log = Log::open(dir.path(), LogOptions { durability: Durability::Buffered, ..small() }).unwrap();
+        let log = Log::open(
+            dir.path(),
+            LogOptions {
+                durability: Durability::Buffered,
+                ..small()
+            },
+        )
+        .unwrap();
         for i in 1..=n {
-            let lsn = log.append(RecordKind((i % 7 + 1) as u16), &payload(i)).unwrap();
+            let lsn = log
+                .append(RecordKind((i % 7 + 1) as u16), &payload(i))
+                .unwrap();
             assert_eq!(lsn, Lsn(i));
         }
         assert_eq!(log.flush().unwrap(), Lsn(n));
-        assert!(log.segments().len() > 20, "segments rotate: {}", log.segments().len());
+        assert!(
+            log.segments().len() > 20,
+            "segments rotate: {}",
+            log.segments().len()
+        );
         log.close().unwrap();
     }
     let log = Log::open(dir.path(), small()).unwrap();
@@ -59,7 +72,9 @@ fn sim_storage_round_trip_with_batches() {
     let sim = SimStorage::new();
     let log = Log::open_with(Arc::new(sim.clone()), small()).unwrap();
     for b in 0..100u64 {
-        let recs: Vec<_> = (0..(b % 5 + 1)).map(|i| Record::new(RecordKind(2), payload(b * 10 + i))).collect();
+        let recs: Vec<_> = (0..(b % 5 + 1))
+            .map(|i| Record::new(RecordKind(2), payload(b * 10 + i)))
+            .collect();
         log.append_batch(recs).unwrap();
     }
     let last = log.durable_lsn();

@@ -28,7 +28,10 @@ fn small() -> LogOptions {
 }
 
 fn strict() -> LogOptions {
-    LogOptions { recovery: RecoveryMode::Strict, ..small() }
+    LogOptions {
+        recovery: RecoveryMode::Strict,
+        ..small()
+    }
 }
 
 fn kind_of(lsn: u64) -> RecordKind {
@@ -37,7 +40,15 @@ fn kind_of(lsn: u64) -> RecordKind {
 
 /// Payload bytes of record `lsn`: distinct per record, with some zero bytes inside.
 fn payload(lsn: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|j| if j % 11 == 3 { 0 } else { (lsn as usize * 7 + j) as u8 | 1 }).collect()
+    (0..len)
+        .map(|j| {
+            if j % 11 == 3 {
+                0
+            } else {
+                (lsn as usize * 7 + j) as u8 | 1
+            }
+        })
+        .collect()
 }
 
 /// Everything appended, and for each LSN the last LSN of its batch.
@@ -55,7 +66,10 @@ impl Model {
             .collect();
         let last = first + lens.len() as u64 - 1;
         if recs.len() == 1 {
-            assert_eq!(log.append(recs[0].kind, &recs[0].payload).unwrap(), Lsn(first));
+            assert_eq!(
+                log.append(recs[0].kind, &recs[0].payload).unwrap(),
+                Lsn(first)
+            );
         } else {
             let r = log.append_batch(recs.clone()).unwrap();
             assert_eq!((r.first, r.last), (Lsn(first), Lsn(last)));
@@ -85,7 +99,11 @@ fn build(dir: &Path) -> Model {
         }
     }
     // Make sure `TAIL` fits in one segment: if it would not, start a fresh one first.
-    let tail_bytes: usize = TAIL.iter().flat_map(|b| b.iter()).map(|&l| 24 + l.div_ceil(8) * 8).sum();
+    let tail_bytes: usize = TAIL
+        .iter()
+        .flat_map(|b| b.iter())
+        .map(|&l| 24 + l.div_ceil(8) * 8)
+        .sum();
     let segments = log.segments().len();
     if log.segments().last().unwrap().bytes as usize + tail_bytes + FOOTER_BYTES > 4096 {
         while log.segments().len() == segments {
@@ -128,7 +146,11 @@ fn layout(b: &[u8]) -> (Vec<FrameAt>, Option<usize>) {
         }
         let end = pos + 24 + (len as usize).div_ceil(8) * 8;
         assert!(end <= b.len(), "frame at {pos} runs past the file");
-        frames.push(FrameAt { start: pos, end, lsn: u64_at(b, pos + 8) });
+        frames.push(FrameAt {
+            start: pos,
+            end,
+            lsn: u64_at(b, pos + 8),
+        });
         pos = end;
     }
     (frames, None)
@@ -164,12 +186,19 @@ fn torn_files(dir: &Path) -> Vec<String> {
 }
 
 fn assert_records(log: &Log, want: &[(Lsn, RecordKind, Vec<u8>)], ctx: &str) {
-    let got: Vec<_> = log.iter_from(Lsn(1)).collect::<Result<_, _>>().unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    let got: Vec<_> = log
+        .iter_from(Lsn(1))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
     assert_eq!(got.len(), want.len(), "{ctx}: record count");
     for (g, w) in got.iter().zip(want) {
         assert_eq!((g.lsn, g.kind, &g.payload), (w.0, w.1, &w.2), "{ctx}");
     }
-    assert_eq!(log.durable_lsn(), want.last().map(|w| w.0).unwrap_or(Lsn::ZERO), "{ctx}: durable LSN");
+    assert_eq!(
+        log.durable_lsn(),
+        want.last().map(|w| w.0).unwrap_or(Lsn::ZERO),
+        "{ctx}: durable LSN"
+    );
 }
 
 /// What a cut at `t` must leave: the last kept LSN and the torn region (offset, bytes).
@@ -183,10 +212,14 @@ fn expect_cut(orig: &[u8], m: &Model, t: usize) -> Expect {
     let (frames, footer) = layout(orig);
     let first_lsn = u64_at(orig, 24);
     if footer.is_some_and(|f| t >= f + FOOTER_BYTES) {
-        return Expect { last_lsn: frames.last().map(|f| f.lsn).unwrap_or(first_lsn - 1), torn: None };
+        return Expect {
+            last_lsn: frames.last().map(|f| f.lsn).unwrap_or(first_lsn - 1),
+            torn: None,
+        };
     }
     // `cut`: end of the last whole batch before `t`; `pos`: end of the last whole frame.
-    let (mut cut, mut pos, mut last_lsn) = (SEGMENT_HEADER_BYTES, SEGMENT_HEADER_BYTES, first_lsn - 1);
+    let (mut cut, mut pos, mut last_lsn) =
+        (SEGMENT_HEADER_BYTES, SEGMENT_HEADER_BYTES, first_lsn - 1);
     for f in frames.iter().take_while(|f| f.end <= t) {
         pos = f.end;
         if m.batch_last[&f.lsn] == f.lsn {
@@ -196,9 +229,16 @@ fn expect_cut(orig: &[u8], m: &Model, t: usize) -> Expect {
     }
     // Bytes past the prefix are a torn tail when a whole frame or any non-zero byte is among
     // them; a cut that leaves only zeros (say, the first bytes of a length field) is none.
-    let nonzero_end = orig[cut..t].iter().rposition(|&b| b != 0).map(|i| cut + i + 1).unwrap_or(cut);
+    let nonzero_end = orig[cut..t]
+        .iter()
+        .rposition(|&b| b != 0)
+        .map(|i| cut + i + 1)
+        .unwrap_or(cut);
     let end = nonzero_end.max(pos);
-    Expect { last_lsn, torn: (end > cut).then_some((cut as u64, (end - cut) as u64)) }
+    Expect {
+        last_lsn,
+        torn: (end > cut).then_some((cut as u64, (end - cut) as u64)),
+    }
 }
 
 /// Copies `base`, cuts segment `name` at `t` and checks every open against `expect_cut`.
@@ -210,18 +250,32 @@ fn check_cut(base: &Path, m: &Model, name: &str, orig: &[u8], t: usize) -> bool 
     let w = tempfile::tempdir().unwrap();
     copy_dir(base, w.path());
     let seg = w.path().join(name);
-    OpenOptions::new().write(true).open(&seg).unwrap().set_len(t as u64).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(t as u64)
+        .unwrap();
 
     // Read-only: the same prefix, the tail reported but left in place.
-    let ro = Log::open_read_only(w.path(), small()).unwrap_or_else(|e| panic!("{ctx}: read-only open: {e}"));
+    let ro = Log::open_read_only(w.path(), small())
+        .unwrap_or_else(|e| panic!("{ctx}: read-only open: {e}"));
     let torn = ro.recovery_report().torn_tail.clone();
-    assert_eq!(torn.as_ref().map(|x| (x.offset, x.bytes)), exp.torn, "{ctx}: read-only torn tail");
+    assert_eq!(
+        torn.as_ref().map(|x| (x.offset, x.bytes)),
+        exp.torn,
+        "{ctx}: read-only torn tail"
+    );
     if let Some(x) = &torn {
         assert_eq!((&x.file, &x.saved_to), (&seg, &None), "{ctx}");
     }
     assert_records(&ro, want, &ctx);
     drop(ro);
-    assert_eq!(fs::read(&seg).unwrap(), &orig[..t], "{ctx}: a read-only open changed the segment");
+    assert_eq!(
+        fs::read(&seg).unwrap(),
+        &orig[..t],
+        "{ctx}: a read-only open changed the segment"
+    );
 
     // Strict: refuses exactly the torn tails, naming file, offset and the next LSN.
     match (Log::open_read_only(w.path(), strict()), exp.torn) {
@@ -238,19 +292,38 @@ fn check_cut(base: &Path, m: &Model, name: &str, orig: &[u8], t: usize) -> bool 
     // Writer: cuts the tail, keeping the cut bytes in a side file.
     let log = Log::open(w.path(), small()).unwrap_or_else(|e| panic!("{ctx}: open: {e}"));
     let torn = log.recovery_report().torn_tail.clone();
-    assert_eq!(torn.as_ref().map(|x| (x.offset, x.bytes)), exp.torn, "{ctx}: torn tail");
+    assert_eq!(
+        torn.as_ref().map(|x| (x.offset, x.bytes)),
+        exp.torn,
+        "{ctx}: torn tail"
+    );
     match exp.torn {
         Some((off, bytes)) => {
             let x = torn.unwrap();
             let side = w.path().join(format!("{name}.torn-{off:016x}"));
             assert_eq!(x.file, seg, "{ctx}");
             assert_eq!(x.saved_to.as_ref(), Some(&side), "{ctx}");
-            assert_eq!(fs::read(&side).unwrap(), &orig[off as usize..(off + bytes) as usize], "{ctx}: side file");
-            assert_eq!(fs::metadata(&seg).unwrap().len(), off, "{ctx}: segment not cut at the torn offset");
+            assert_eq!(
+                fs::read(&side).unwrap(),
+                &orig[off as usize..(off + bytes) as usize],
+                "{ctx}: side file"
+            );
+            assert_eq!(
+                fs::metadata(&seg).unwrap().len(),
+                off,
+                "{ctx}: segment not cut at the torn offset"
+            );
         }
         None => {
-            assert!(torn_files(w.path()).is_empty(), "{ctx}: side file without a torn tail");
-            assert_eq!(fs::metadata(&seg).unwrap().len(), t as u64, "{ctx}: segment changed without a torn tail");
+            assert!(
+                torn_files(w.path()).is_empty(),
+                "{ctx}: side file without a torn tail"
+            );
+            assert_eq!(
+                fs::metadata(&seg).unwrap().len(),
+                t as u64,
+                "{ctx}: segment changed without a torn tail"
+            );
         }
     }
     assert_records(&log, want, &ctx);
@@ -261,9 +334,14 @@ fn check_cut(base: &Path, m: &Model, name: &str, orig: &[u8], t: usize) -> bool 
     assert_eq!(log.recovery_report().torn_tail, None, "{ctx}: reopen");
     assert_records(&log, want, &ctx);
     let next = Lsn(exp.last_lsn + 1);
-    assert_eq!(log.append(RecordKind(9), b"after the cut").unwrap(), next, "{ctx}");
+    assert_eq!(
+        log.append(RecordKind(9), b"after the cut").unwrap(),
+        next,
+        "{ctx}"
+    );
     log.close().unwrap();
-    let ro = Log::open_read_only(w.path(), small()).unwrap_or_else(|e| panic!("{ctx}: last open: {e}"));
+    let ro =
+        Log::open_read_only(w.path(), small()).unwrap_or_else(|e| panic!("{ctx}: last open: {e}"));
     assert_eq!(ro.recovery_report().torn_tail, None, "{ctx}: last open");
     let mut want = want.to_vec();
     want.push((next, RecordKind(9), b"after the cut".to_vec()));
@@ -283,12 +361,21 @@ fn cut_at_every_offset_of_the_active_tail() {
     let (frames, footer) = layout(&orig);
     assert!(footer.is_none(), "the last segment is active");
     let tail_records: usize = TAIL.iter().map(|b| b.len()).sum();
-    assert!(frames.len() >= tail_records, "the tail is in the last segment");
+    assert!(
+        frames.len() >= tail_records,
+        "the tail is in the last segment"
+    );
     let tail = &frames[frames.len() - tail_records..];
     let tail_lsns: Vec<u64> = tail.iter().map(|f| f.lsn).collect();
-    assert_eq!(tail_lsns, ((m.recs.len() - tail_records) as u64 + 1..=m.recs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(
+        tail_lsns,
+        ((m.recs.len() - tail_records) as u64 + 1..=m.recs.len() as u64).collect::<Vec<_>>()
+    );
     let data_end = tail.last().unwrap().end;
-    assert!(orig[data_end..].iter().all(|&b| b == 0) && orig.len() >= data_end + 40, "pre-written zeros");
+    assert!(
+        orig[data_end..].iter().all(|&b| b == 0) && orig.len() >= data_end + 40,
+        "pre-written zeros"
+    );
 
     // From the start of the tail to 40 bytes into the pre-written zeros.
     let (mut offsets, mut torn) = (0, 0);
@@ -313,13 +400,20 @@ fn cut_at_every_offset_of_a_sealed_last_segment_and_its_footer() {
     let orig = fs::read(last).unwrap();
     let (frames, footer) = layout(&orig);
     let footer = footer.expect("sealed");
-    assert_eq!(footer + FOOTER_BYTES, orig.len(), "a sealed segment ends with its footer");
+    assert_eq!(
+        footer + FOOTER_BYTES,
+        orig.len(),
+        "a sealed segment ends with its footer"
+    );
     let last_lsn = frames.last().unwrap().lsn;
     m.recs.truncate(last_lsn as usize);
 
     // The last eight frames (with a batch among them) and the whole footer.
     let tail = &frames[frames.len() - 8..];
-    assert!(tail.iter().any(|f| m.batch_last[&f.lsn] != f.lsn), "a multi-record batch in the tail");
+    assert!(
+        tail.iter().any(|f| m.batch_last[&f.lsn] != f.lsn),
+        "a multi-record batch in the tail"
+    );
     let (mut offsets, mut torn) = (0, 0);
     for t in tail[0].start..=orig.len() {
         offsets += 1;
@@ -346,12 +440,24 @@ fn bytes_after_the_footer_of_a_sealed_last_segment() {
         let w = tempfile::tempdir().unwrap();
         copy_dir(base.path(), w.path());
         let seg = w.path().join(last.file_name().unwrap());
-        OpenOptions::new().write(true).open(&seg).unwrap().set_len(orig.len() as u64 + extra).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(orig.len() as u64 + extra)
+            .unwrap();
         let log = Log::open(w.path(), small()).unwrap();
         assert_eq!(log.recovery_report().torn_tail, None);
         assert_records(&log, &m.recs, "zeros after footer");
-        assert_eq!(fs::read(&seg).unwrap(), orig, "zeros after the footer are dropped");
-        assert_eq!(log.append(RecordKind(1), b"x").unwrap(), Lsn(m.recs.len() as u64 + 1));
+        assert_eq!(
+            fs::read(&seg).unwrap(),
+            orig,
+            "zeros after the footer are dropped"
+        );
+        assert_eq!(
+            log.append(RecordKind(1), b"x").unwrap(),
+            Lsn(m.recs.len() as u64 + 1)
+        );
         assert_eq!(seg_files(w.path()).len(), segs.len());
     }
     // Anything else after a footer is damage, never a torn tail.
@@ -361,10 +467,16 @@ fn bytes_after_the_footer_of_a_sealed_last_segment() {
         let seg = w.path().join(last.file_name().unwrap());
         let f = OpenOptions::new().write(true).open(&seg).unwrap();
         f.write_all_at(&[byte], (orig.len() + at) as u64).unwrap();
-        for r in [Log::open(w.path(), small()), Log::open_read_only(w.path(), small())] {
+        for r in [
+            Log::open(w.path(), small()),
+            Log::open_read_only(w.path(), small()),
+        ] {
             match r {
                 Err(Error::Corruption(c)) => {
-                    assert_eq!((&c.file, c.offset, &c.kind), (&seg, orig.len() as u64, &CorruptionKind::TrailingBytes))
+                    assert_eq!(
+                        (&c.file, c.offset, &c.kind),
+                        (&seg, orig.len() as u64, &CorruptionKind::TrailingBytes)
+                    )
                 }
                 other => panic!("byte after footer (+{at}): {other:?}"),
             }
@@ -394,37 +506,70 @@ fn garbage_after_the_last_record_is_a_torn_tail() {
             let w = tempfile::tempdir().unwrap();
             copy_dir(base.path(), w.path());
             let seg = w.path().join(&name);
-            OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&garbage, (end + gap) as u64).unwrap();
+            OpenOptions::new()
+                .write(true)
+                .open(&seg)
+                .unwrap()
+                .write_all_at(&garbage, (end + gap) as u64)
+                .unwrap();
             let expected_bytes = (gap + len) as u64;
 
             // Strict refuses it, as reader and as writer, and changes nothing.
-            for r in [Log::open_read_only(w.path(), strict()), Log::open(w.path(), strict())] {
+            for r in [
+                Log::open_read_only(w.path(), strict()),
+                Log::open(w.path(), strict()),
+            ] {
                 match r {
                     Err(Error::Corruption(c)) => {
                         assert_eq!((&c.file, c.offset), (&seg, end as u64), "{ctx}");
-                        assert_eq!(c.kind, CorruptionKind::TornTail { bytes: expected_bytes }, "{ctx}");
+                        assert_eq!(
+                            c.kind,
+                            CorruptionKind::TornTail {
+                                bytes: expected_bytes
+                            },
+                            "{ctx}"
+                        );
                     }
                     other => panic!("{ctx}: strict open gave {other:?}"),
                 }
             }
-            assert!(torn_files(w.path()).is_empty(), "{ctx}: strict open cut the tail");
+            assert!(
+                torn_files(w.path()).is_empty(),
+                "{ctx}: strict open cut the tail"
+            );
 
             let log = Log::open(w.path(), small()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
-            let x = log.recovery_report().torn_tail.clone().unwrap_or_else(|| panic!("{ctx}: no torn tail"));
+            let x = log
+                .recovery_report()
+                .torn_tail
+                .clone()
+                .unwrap_or_else(|| panic!("{ctx}: no torn tail"));
             assert_eq!((x.offset, x.bytes), (end as u64, expected_bytes), "{ctx}");
             let side = w.path().join(format!("{name}.torn-{end:016x}"));
             assert_eq!(x.saved_to.as_ref(), Some(&side), "{ctx}");
             let mut saved = vec![0u8; gap];
             saved.extend_from_slice(&garbage);
-            assert_eq!(fs::read(&side).unwrap(), saved, "{ctx}: the side file holds exactly the cut bytes");
+            assert_eq!(
+                fs::read(&side).unwrap(),
+                saved,
+                "{ctx}: the side file holds exactly the cut bytes"
+            );
             assert_records(&log, &m.recs, &ctx);
-            assert_eq!(log.append(RecordKind(3), b"next").unwrap(), Lsn(m.recs.len() as u64 + 1), "{ctx}");
+            assert_eq!(
+                log.append(RecordKind(3), b"next").unwrap(),
+                Lsn(m.recs.len() as u64 + 1),
+                "{ctx}"
+            );
             log.close().unwrap();
 
             let log = Log::open(w.path(), small()).unwrap();
             assert_eq!(log.recovery_report().torn_tail, None, "{ctx}: reopen");
             assert_eq!(log.durable_lsn(), Lsn(m.recs.len() as u64 + 1), "{ctx}");
-            assert_eq!(torn_files(w.path()), vec![format!("{name}.torn-{end:016x}")], "{ctx}");
+            assert_eq!(
+                torn_files(w.path()),
+                vec![format!("{name}.torn-{end:016x}")],
+                "{ctx}"
+            );
             cases += 1;
         }
     }

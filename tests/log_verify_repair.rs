@@ -21,7 +21,11 @@ fn options() -> LogOptions {
 fn make(dir: &Path, n: u64) -> Vec<std::path::PathBuf> {
     let log = Log::open(dir, options()).unwrap();
     for i in 1..=n {
-        log.append(RecordKind(1), format!("record number {i:04} with some padding text").as_bytes()).unwrap();
+        log.append(
+            RecordKind(1),
+            format!("record number {i:04} with some padding text").as_bytes(),
+        )
+        .unwrap();
     }
     log.close().unwrap();
     let mut segs: Vec<_> = std::fs::read_dir(dir)
@@ -56,7 +60,10 @@ fn verify_lists_every_damaged_segment_and_repair_salvages_the_prefix() {
     assert_eq!(r.findings.len(), 2, "{:#?}", r.findings);
     assert_eq!(r.findings[0].file, segs[1]);
     assert_eq!(r.findings[1].file, segs[3]);
-    assert!(r.findings.iter().all(|f| matches!(f.kind, CorruptionKind::Format(_))));
+    assert!(r
+        .findings
+        .iter()
+        .all(|f| matches!(f.kind, CorruptionKind::Format(_))));
 
     // Without salvage, repair refuses real damage.
     assert!(matches!(repair(&st, false), Err(Error::Corruption(_))));
@@ -64,7 +71,10 @@ fn verify_lists_every_damaged_segment_and_repair_salvages_the_prefix() {
     assert!(!fixed.cut.is_empty());
     let first_lsn_of_seg1 = clean.segments[1].first_lsn;
     let log = Log::open(dir.path(), options()).unwrap();
-    assert!(log.durable_lsn() >= first_lsn_of_seg1.prev() && log.durable_lsn() < clean.segments[2].first_lsn);
+    assert!(
+        log.durable_lsn() >= first_lsn_of_seg1.prev()
+            && log.durable_lsn() < clean.segments[2].first_lsn
+    );
     assert_eq!(log.iter_from(Lsn(1)).count() as u64, log.durable_lsn().0);
     // The cut bytes were kept.
     assert!(fixed.cut.iter().all(|(_, _, _, saved)| saved.exists()));
@@ -86,15 +96,31 @@ fn repair_cuts_a_torn_tail_and_holds_the_lock() {
     assert!(r.is_clean());
     assert_eq!(r.segments.last().unwrap().torn_tail, Some((at as u64, 3)));
     {
-        let _writer =
-            Log::open(dir.path(), LogOptions { recovery: mdslog::RecoveryMode::Strict, ..options() }).unwrap_err();
+        let _writer = Log::open(
+            dir.path(),
+            LogOptions {
+                recovery: mdslog::RecoveryMode::Strict,
+                ..options()
+            },
+        )
+        .unwrap_err();
     }
     let w = Log::open_read_only(dir.path(), options()).unwrap();
     let fixed = repair(&*st, false).unwrap();
     drop(w);
     assert_eq!(fixed.cut.len(), 1);
     assert_eq!(std::fs::read(&fixed.cut[0].3).unwrap(), b"xyz");
-    let log = Log::open(dir.path(), LogOptions { recovery: mdslog::RecoveryMode::Strict, ..options() }).unwrap();
+    let log = Log::open(
+        dir.path(),
+        LogOptions {
+            recovery: mdslog::RecoveryMode::Strict,
+            ..options()
+        },
+    )
+    .unwrap();
     assert_eq!(log.durable_lsn(), Lsn(30));
-    assert!(matches!(repair(&*st, false), Err(Error::Locked { .. })), "repair takes the writer lock");
+    assert!(
+        matches!(repair(&*st, false), Err(Error::Locked { .. })),
+        "repair takes the writer lock"
+    );
 }

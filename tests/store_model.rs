@@ -58,11 +58,16 @@ fn text_ok(s: &str, max: usize) -> bool {
 }
 
 fn desc_ok(s: &str) -> bool {
-    s.len() <= DESC_MAX && !s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+    s.len() <= DESC_MAX
+        && !s
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
 }
 
 fn attrs_ok(a: &Attrs) -> bool {
-    a.len() <= 1024 && a.iter().all(|(k, v)| !k.is_empty() && text_ok(k, ATTR_MAX) && v.len() <= ATTR_MAX)
+    a.len() <= 1024
+        && a.iter()
+            .all(|(k, v)| !k.is_empty() && text_ok(k, ATTR_MAX) && v.len() <= ATTR_MAX)
 }
 
 fn branch_name_ok(s: &str) -> bool {
@@ -92,32 +97,70 @@ fn snap_fields_ok(s: &Snapshot) -> bool {
 
 /// Snapshots compare on volume set, id, name, description, owner, creator, attrs, parent.
 fn snap_same(a: &Snapshot, b: &Snapshot) -> bool {
-    (a.volume_set, a.id, &a.name, &a.description, &a.owner, &a.creator, &a.attrs, a.parent)
-        == (b.volume_set, b.id, &b.name, &b.description, &b.owner, &b.creator, &b.attrs, b.parent)
+    (
+        a.volume_set,
+        a.id,
+        &a.name,
+        &a.description,
+        &a.owner,
+        &a.creator,
+        &a.attrs,
+        a.parent,
+    ) == (
+        b.volume_set,
+        b.id,
+        &b.name,
+        &b.description,
+        &b.owner,
+        &b.creator,
+        &b.attrs,
+        b.parent,
+    )
 }
 
 /// Volume sets compare on name, prefix, description, id, creator, owner, attrs.
 fn vs_same(a: &VolumeSet, b: &VolumeSet) -> bool {
-    (&a.name, &a.prefix, &a.description, a.id, &a.creator, &a.owner, &a.attrs)
-        == (&b.name, &b.prefix, &b.description, b.id, &b.creator, &b.owner, &b.attrs)
+    (
+        &a.name,
+        &a.prefix,
+        &a.description,
+        a.id,
+        &a.creator,
+        &a.owner,
+        &a.attrs,
+    ) == (
+        &b.name,
+        &b.prefix,
+        &b.description,
+        b.id,
+        &b.creator,
+        &b.owner,
+        &b.attrs,
+    )
 }
 
 /// Every writable field of a snapshot: without an initial an update is an unconditional
 /// write, so it is a no-op only when none of them differs.
 fn snap_writable_same(a: &Snapshot, b: &Snapshot) -> bool {
     snap_same(a, b)
-        && (&a.creator_name, &a.owner_name, a.last_modified) == (&b.creator_name, &b.owner_name, b.last_modified)
+        && (&a.creator_name, &a.owner_name, a.last_modified)
+            == (&b.creator_name, &b.owner_name, b.last_modified)
 }
 
 /// Every writable field of a volume set (see [`snap_writable_same`]).
 fn vs_writable_same(a: &VolumeSet, b: &VolumeSet) -> bool {
     vs_same(a, b)
-        && (&a.creator_name, &a.owner_name, a.last_modified) == (&b.creator_name, &b.owner_name, b.last_modified)
+        && (&a.creator_name, &a.owner_name, a.last_modified)
+            == (&b.creator_name, &b.owner_name, b.last_modified)
 }
 
 /// The three-way table (target, current, initial), row by row; no initial: unconditional
 /// (`tgt_eq_cur` then compares every writable field).
-fn three_way(tgt_eq_cur: bool, cur_eq_init: Option<bool>, tgt_eq_init: Option<bool>) -> ResolveStatus {
+fn three_way(
+    tgt_eq_cur: bool,
+    cur_eq_init: Option<bool>,
+    tgt_eq_init: Option<bool>,
+) -> ResolveStatus {
     use ResolveStatus::*;
     match cur_eq_init {
         None if tgt_eq_cur => NoAction,
@@ -162,7 +205,9 @@ fn kind_of(e: &Error) -> Ek {
         Error::VolumeSetAlreadyExists(v) => Ek::VsExists(*v),
         Error::SnapshotNotFound(s) => Ek::SnapNotFound(*s),
         Error::BranchNotFound { .. } => Ek::BranchNotFound,
-        Error::BranchAlreadyExists { name, existing, .. } => Ek::BranchExists(name.clone(), *existing),
+        Error::BranchAlreadyExists { name, existing, .. } => {
+            Ek::BranchExists(name.clone(), *existing)
+        }
         Error::BranchIdAlreadyExists(b) => Ek::BranchIdExists(*b),
         Error::VolumeNotFound(v) => Ek::VolNotFound(v.clone()),
         Error::VolumeAlreadyExists(v) => Ek::VolExists(v.clone()),
@@ -298,7 +343,10 @@ impl Model {
     }
 
     fn branch_at(&self, tip: SnapshotId) -> Option<u64> {
-        self.branches.iter().find(|(_, b)| b.tip == tip).map(|(k, _)| *k)
+        self.branches
+            .iter()
+            .find(|(_, b)| b.tip == tip)
+            .map(|(k, _)| *k)
     }
 
     /// The named branch (empty names are not unique and name nothing).
@@ -306,7 +354,10 @@ impl Model {
         if name.is_empty() {
             return None;
         }
-        self.branches.iter().find(|(_, b)| b.vs == vs && b.name == name).map(|(k, _)| *k)
+        self.branches
+            .iter()
+            .find(|(_, b)| b.vs == vs && b.name == name)
+            .map(|(k, _)| *k)
     }
 
     fn volumes_on(&self, s: SnapshotId) -> u32 {
@@ -338,9 +389,10 @@ impl Model {
         let branch = d.tips.get(&id).map(|k| &self.branches[k]);
         let last_modified = match s.modified {
             When::At(t) => t,
-            When::Between(a, b) => {
-                got.map(|g| g.last_modified).filter(|t| a <= *t && *t <= b).unwrap_or(Timestamp(i64::MIN))
-            }
+            When::Between(a, b) => got
+                .map(|g| g.last_modified)
+                .filter(|t| a <= *t && *t <= b)
+                .unwrap_or(Timestamp(i64::MIN)),
         };
         Snapshot {
             id,
@@ -360,7 +412,9 @@ impl Model {
             depth: self.depth(id),
             num_children: d.children(id),
             is_tip: branch.is_some(),
-            branch_name: branch.filter(|b| !b.name.is_empty()).map(|b| b.name.clone()),
+            branch_name: branch
+                .filter(|b| !b.name.is_empty())
+                .map(|b| b.name.clone()),
         }
     }
 
@@ -372,7 +426,12 @@ impl Model {
         let mut v = self.vss.get(&id)?.vs.clone();
         v.num_snapshots = self.snaps.values().filter(|s| s.vs == id).count() as u64;
         v.num_branches = self.branches.values().filter(|b| b.vs == id).count() as u64;
-        v.last_snapshot_time = self.snaps.values().filter(|s| s.vs == id).map(|s| s.created).max();
+        v.last_snapshot_time = self
+            .snaps
+            .values()
+            .filter(|s| s.vs == id)
+            .map(|s| s.created)
+            .max();
         Some(v)
     }
 
@@ -383,7 +442,11 @@ impl Model {
     }
 
     fn snaps_in(&self, vs: VolumeSetId) -> Vec<SnapshotId> {
-        self.snaps.iter().filter(|(_, s)| s.vs == vs).map(|(id, _)| *id).collect()
+        self.snaps
+            .iter()
+            .filter(|(_, s)| s.vs == vs)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn all_snaps(&self) -> Vec<SnapshotId> {
@@ -391,7 +454,11 @@ impl Model {
     }
 
     fn names_in(&self, vs: VolumeSetId) -> Vec<String> {
-        self.branches.values().filter(|b| b.vs == vs && !b.name.is_empty()).map(|b| b.name.clone()).collect()
+        self.branches
+            .values()
+            .filter(|b| b.vs == vs && !b.name.is_empty())
+            .map(|b| b.name.clone())
+            .collect()
     }
 
     /// Blob negotiation: every candidate (oldest first) must be known; the newest with a
@@ -400,10 +467,19 @@ impl Model {
         if let Some(c) = candidates.iter().find(|c| !self.snaps.contains_key(c)) {
             return Err(Ek::SnapNotFound(*c));
         }
-        let base = candidates.iter().rev().find(|c| !self.snaps[c].blob.is_empty());
+        let base = candidates
+            .iter()
+            .rev()
+            .find(|c| !self.snaps[c].blob.is_empty());
         Ok(match base {
-            Some(c) => BlobBase { base: Some(*c), base_blob: BlobId(self.snaps[c].blob.clone()) },
-            None => BlobBase { base: None, base_blob: BlobId::nil() },
+            Some(c) => BlobBase {
+                base: Some(*c),
+                base_blob: BlobId(self.snaps[c].blob.clone()),
+            },
+            None => BlobBase {
+                base: None,
+                base_blob: BlobId::nil(),
+            },
         })
     }
 
@@ -425,10 +501,22 @@ impl Model {
         Ok(())
     }
 
-    fn update_vs(&mut self, cur: &VolumeSet, init: Option<&VolumeSet>) -> Mr<Option<ResolveStatus>> {
+    fn update_vs(
+        &mut self,
+        cur: &VolumeSet,
+        init: Option<&VolumeSet>,
+    ) -> Mr<Option<ResolveStatus>> {
         let t = self.vs_view(cur.id).ok_or(Ek::VsNotFound(cur.id))?;
-        let tgt_eq_cur = if init.is_some() { vs_same(&t, cur) } else { vs_writable_same(&t, cur) };
-        let st = three_way(tgt_eq_cur, init.map(|i| vs_same(cur, i)), init.map(|i| vs_same(&t, i)));
+        let tgt_eq_cur = if init.is_some() {
+            vs_same(&t, cur)
+        } else {
+            vs_writable_same(&t, cur)
+        };
+        let st = three_way(
+            tgt_eq_cur,
+            init.map(|i| vs_same(cur, i)),
+            init.map(|i| vs_same(&t, i)),
+        );
         match st {
             ResolveStatus::NoAction => Ok(None),
             ResolveStatus::UseCurrent => {
@@ -466,8 +554,9 @@ impl Model {
         self.dead_snaps.extend(gone);
         self.branches.retain(|_, b| b.vs != id);
         self.bushes.retain(|_, b| b.volume_set != id);
-        let (gone, kept): (BTreeMap<VolumeId, Volume>, _) =
-            std::mem::take(&mut self.volumes).into_iter().partition(|(_, v)| v.volume_set == id);
+        let (gone, kept): (BTreeMap<VolumeId, Volume>, _) = std::mem::take(&mut self.volumes)
+            .into_iter()
+            .partition(|(_, v)| v.volume_set == id);
         self.volumes = kept;
         self.dead_volumes.extend(gone.into_values());
         Ok(())
@@ -484,7 +573,10 @@ impl Model {
         let mut seen = BTreeSet::new();
         let mut fresh = Vec::new();
         for (i, s) in snaps.iter().enumerate() {
-            if s.volume_set != vs || !seen.insert(s.id) || (i > 0 && s.parent != Some(snaps[i - 1].id)) {
+            if s.volume_set != vs
+                || !seen.insert(s.id)
+                || (i > 0 && s.parent != Some(snaps[i - 1].id))
+            {
                 return Err(Ek::Invalid);
             }
             if let Some(e) = self.snaps.get(&s.id) {
@@ -543,7 +635,15 @@ impl Model {
             self.snaps.insert(s.id, MSnap::of(s));
         }
         let seq = self.next_seq();
-        self.branches.insert(seq, MBranch { id: given.unwrap_or(NO_ID), vs, name: name.to_string(), tip });
+        self.branches.insert(
+            seq,
+            MBranch {
+                id: given.unwrap_or(NO_ID),
+                vs,
+                name: name.to_string(),
+                tip,
+            },
+        );
         Ok(Some(seq))
     }
 
@@ -555,8 +655,12 @@ impl Model {
             return Err(Ek::Invalid);
         }
         let (_, fresh) = self.chain(snaps)?;
-        let Some(first) = fresh.first() else { return Ok(()) };
-        let parent = first.parent.expect("the first has a parent, later ones chain");
+        let Some(first) = fresh.first() else {
+            return Ok(());
+        };
+        let parent = first
+            .parent
+            .expect("the first has a parent, later ones chain");
         let k = self.branch_at(parent).ok_or(Ek::NotATip(parent))?;
         if Self::too_large(&fresh) {
             return Err(Ek::TooLarge);
@@ -625,13 +729,20 @@ impl Model {
                 None
             };
             let write_meta = st == ResolveStatus::UseCurrent;
-            if write_meta && (!snap_fields_ok(cur) || cur.parent != t.parent || cur.volume_set != t.volume_set) {
+            if write_meta
+                && (!snap_fields_ok(cur)
+                    || cur.parent != t.parent
+                    || cur.volume_set != t.volume_set)
+            {
                 return Err(Ek::Invalid);
             }
             if write_meta || blob.is_some() {
                 writes.push((cur.clone(), write_meta, blob));
             }
-            if matches!(st, ResolveStatus::UseTargetNoConflict | ResolveStatus::UseTargetConflict) {
+            if matches!(
+                st,
+                ResolveStatus::UseTargetNoConflict | ResolveStatus::UseTargetConflict
+            ) {
                 returned.push((cur.id, st));
             }
         }
@@ -667,7 +778,11 @@ impl Model {
     /// Deletes snapshots (no orphans, no volume on one); `new_tip`, left without children
     /// and branch, becomes the tip of a new branch keeping the name of the one named
     /// branch removed. Returns that branch (by creation order).
-    fn delete_snapshots(&mut self, ids: &[SnapshotId], new_tip: Option<SnapshotId>) -> Mr<Option<u64>> {
+    fn delete_snapshots(
+        &mut self,
+        ids: &[SnapshotId],
+        new_tip: Option<SnapshotId>,
+    ) -> Mr<Option<u64>> {
         if ids.is_empty() {
             return Ok(None);
         }
@@ -687,7 +802,10 @@ impl Model {
             }
         }
         let left = |m: &Model, s: SnapshotId| {
-            m.snaps.iter().filter(|(c, x)| x.parent == Some(s) && !gone.contains(c)).count() as u32
+            m.snaps
+                .iter()
+                .filter(|(c, x)| x.parent == Some(s) && !gone.contains(c))
+                .count() as u32
         };
         for id in ids {
             let n = left(self, *id);
@@ -711,7 +829,11 @@ impl Model {
                     .filter(|b| gone.contains(&b.tip) && !b.name.is_empty())
                     .map(|b| &b.name)
                     .collect();
-                let name = if names.len() == 1 { names[0].clone() } else { String::new() };
+                let name = if names.len() == 1 {
+                    names[0].clone()
+                } else {
+                    String::new()
+                };
                 make = Some((t, name));
             }
         }
@@ -723,7 +845,15 @@ impl Model {
         self.dead_snaps.extend(ids);
         Ok(make.map(|(tip, name)| {
             let seq = self.next_seq();
-            self.branches.insert(seq, MBranch { id: NO_ID, vs, name, tip });
+            self.branches.insert(
+                seq,
+                MBranch {
+                    id: NO_ID,
+                    vs,
+                    name,
+                    tip,
+                },
+            );
             seq
         }))
     }
@@ -741,7 +871,10 @@ impl Model {
         let mut at = Some(tip);
         while let Some(s) = at {
             let other_children = self.children(s) - u32::from(!doomed.is_empty());
-            if other_children > 0 || self.volumes_on(s) > 0 || (s != tip && self.branch_at(s).is_some()) {
+            if other_children > 0
+                || self.volumes_on(s) > 0
+                || (s != tip && self.branch_at(s).is_some())
+            {
                 break;
             }
             doomed.push(s);
@@ -775,7 +908,10 @@ impl Model {
     }
 
     fn delete_bush(&mut self, root: SnapshotId) -> Mr<()> {
-        self.bushes.remove(&root).map(|_| ()).ok_or(Ek::BushNotFound(root))
+        self.bushes
+            .remove(&root)
+            .map(|_| ())
+            .ok_or(Ek::BushNotFound(root))
     }
 
     fn import_volume(&mut self, v: &Volume) -> Mr<()> {
@@ -806,7 +942,10 @@ impl Model {
     }
 
     fn update_volume(&mut self, v: &Volume) -> Mr<()> {
-        let o = self.volumes.get_mut(&v.id).ok_or(Ek::VolNotFound(v.id.clone()))?;
+        let o = self
+            .volumes
+            .get_mut(&v.id)
+            .ok_or(Ek::VolNotFound(v.id.clone()))?;
         if !text_ok(&v.name, NAME_MAX) || !attrs_ok(&v.attrs) {
             return Err(Ek::Invalid);
         }
@@ -839,22 +978,35 @@ fn clip(s: String) -> String {
     format!("{}...", &s[..end])
 }
 
-fn outcome<T: Debug, U: Debug>(what: &str, got: &Result<T>, want: &Mr<U>) -> std::result::Result<(), String> {
+fn outcome<T: Debug, U: Debug>(
+    what: &str,
+    got: &Result<T>,
+    want: &Mr<U>,
+) -> std::result::Result<(), String> {
     match (got, want) {
         (Ok(_), Ok(_)) => Ok(()),
         (Err(e), Err(k)) if kind_of(e) == *k => Ok(()),
-        (Ok(g), Err(k)) => Err(clip(format!("{what}: store returned Ok({g:?}), model predicts {k:?}"))),
-        (Err(e), Ok(w)) => Err(clip(format!("{what}: store returned error \"{e}\", model predicts Ok({w:?})"))),
-        (Err(e), Err(k)) => {
-            Err(format!("{what}: store returned error \"{e}\" ({:?}), model predicts {k:?}", kind_of(e)))
-        }
+        (Ok(g), Err(k)) => Err(clip(format!(
+            "{what}: store returned Ok({g:?}), model predicts {k:?}"
+        ))),
+        (Err(e), Ok(w)) => Err(clip(format!(
+            "{what}: store returned error \"{e}\", model predicts Ok({w:?})"
+        ))),
+        (Err(e), Err(k)) => Err(format!(
+            "{what}: store returned error \"{e}\" ({:?}), model predicts {k:?}",
+            kind_of(e)
+        )),
     }
 }
 
 /// Where two values' debug forms first differ, with some context.
 fn diff(got: &impl Debug, want: &impl Debug) -> String {
     let (g, w) = (format!("{got:?}"), format!("{want:?}"));
-    let at = g.char_indices().zip(w.chars()).find(|((_, a), b)| a != b).map(|((i, _), _)| i);
+    let at = g
+        .char_indices()
+        .zip(w.chars())
+        .find(|((_, a), b)| a != b)
+        .map(|((i, _), _)| i);
     let at = at.unwrap_or(g.len().min(w.len()));
     let window = |s: &str| {
         let mut from = at.saturating_sub(200);
@@ -865,9 +1017,18 @@ fn diff(got: &impl Debug, want: &impl Debug) -> String {
         while !s.is_char_boundary(to) {
             to += 1;
         }
-        format!("{}{}{}", if from > 0 { "..." } else { "" }, &s[from..to], if to < s.len() { "..." } else { "" })
+        format!(
+            "{}{}{}",
+            if from > 0 { "..." } else { "" },
+            &s[from..to],
+            if to < s.len() { "..." } else { "" }
+        )
     };
-    format!("first difference at byte {at}\n  store: {}\n  model: {}", window(&g), window(&w))
+    format!(
+        "first difference at byte {at}\n  store: {}\n  model: {}",
+        window(&g),
+        window(&w)
+    )
 }
 
 fn eq<T: PartialEq + Debug>(what: &str, got: &T, want: &T) -> std::result::Result<(), String> {
@@ -877,7 +1038,11 @@ fn eq<T: PartialEq + Debug>(what: &str, got: &T, want: &T) -> std::result::Resul
     Err(format!("{what} differs: {}", diff(got, want)))
 }
 
-fn eq_list<T: PartialEq + Debug>(what: &str, got: &[T], want: &[T]) -> std::result::Result<(), String> {
+fn eq_list<T: PartialEq + Debug>(
+    what: &str,
+    got: &[T],
+    want: &[T],
+) -> std::result::Result<(), String> {
     if got == want {
         return Ok(());
     }
@@ -888,8 +1053,13 @@ fn eq_list<T: PartialEq + Debug>(what: &str, got: &[T], want: &[T]) -> std::resu
             want.len()
         )));
     }
-    let i = (0..got.len()).find(|i| got[*i] != want[*i]).expect("some item differs");
-    Err(format!("{what}: item {i} differs: {}", diff(&got[i], &want[i])))
+    let i = (0..got.len())
+        .find(|i| got[*i] != want[*i])
+        .expect("some item differs");
+    Err(format!(
+        "{what}: item {i} differs: {}",
+        diff(&got[i], &want[i])
+    ))
 }
 
 fn eq_err<T: Debug>(what: &str, got: Result<T>, want: Ek) -> std::result::Result<(), String> {
@@ -1000,7 +1170,11 @@ fn vs_name(r: &mut SmallRng) -> String {
 fn attrs(r: &mut SmallRng) -> Attrs {
     let mut a = Attrs::new();
     for _ in 0..r.gen_range(0..=2) {
-        let k = if r.gen_bool(0.01) { String::new() } else { pick_str(r, &["k1", "k2", "k3", "ü"]) };
+        let k = if r.gen_bool(0.01) {
+            String::new()
+        } else {
+            pick_str(r, &["k1", "k2", "k3", "ü"])
+        };
         a.insert(k, pick_str(r, &["", "v", "w", "ü"]));
     }
     a
@@ -1021,7 +1195,12 @@ fn person(r: &mut SmallRng) -> String {
     pick_str(r, PEOPLE)
 }
 
-fn init_of(r: &mut SmallRng, target: &Snapshot, cur: &Snapshot, other: Snapshot) -> Option<Snapshot> {
+fn init_of(
+    r: &mut SmallRng,
+    target: &Snapshot,
+    cur: &Snapshot,
+    other: Snapshot,
+) -> Option<Snapshot> {
     match r.gen_range(0..100) {
         0..=39 => None,
         40..=69 => Some(target.clone()),
@@ -1087,7 +1266,12 @@ impl Harness {
         Uuid::from_u128((u128::from(a) << 64) | u128::from(b))
     }
 
-    fn note<T: Debug, E: Borrow<Error>, U>(&mut self, line: String, got: &std::result::Result<T, E>, want: &Mr<U>) {
+    fn note<T: Debug, E: Borrow<Error>, U>(
+        &mut self,
+        line: String,
+        got: &std::result::Result<T, E>,
+        want: &Mr<U>,
+    ) {
         let g = match got {
             Ok(v) => {
                 self.ok += 1;
@@ -1099,7 +1283,11 @@ impl Harness {
                 let name = format!("{k:?}");
                 *self
                     .errors
-                    .entry(format!("{}:{}", self.cur_kind, name.split('(').next().unwrap_or_default()))
+                    .entry(format!(
+                        "{}:{}",
+                        self.cur_kind,
+                        name.split('(').next().unwrap_or_default()
+                    ))
                     .or_default() += 1;
                 format!("Err({k:?})")
             }
@@ -1117,14 +1305,26 @@ impl Harness {
         if !live.is_empty() && !r.gen_bool(0.05) {
             return *live.choose(r).expect("non-empty");
         }
-        if let Some(d) = self.m.dead_vss.choose(r).copied().filter(|_| r.gen_bool(0.5)) {
+        if let Some(d) = self
+            .m
+            .dead_vss
+            .choose(r)
+            .copied()
+            .filter(|_| r.gen_bool(0.5))
+        {
             return d;
         }
         VolumeSetId(self.uuid())
     }
 
     fn dead_snap(&mut self, r: &mut SmallRng) -> SnapshotId {
-        if let Some(d) = self.m.dead_snaps.choose(r).copied().filter(|_| r.gen_bool(0.5)) {
+        if let Some(d) = self
+            .m
+            .dead_snaps
+            .choose(r)
+            .copied()
+            .filter(|_| r.gen_bool(0.5))
+        {
             return d;
         }
         SnapshotId(self.uuid())
@@ -1137,7 +1337,12 @@ impl Harness {
         }
     }
 
-    fn new_snap(&mut self, r: &mut SmallRng, vs: VolumeSetId, parent: Option<SnapshotId>) -> Snapshot {
+    fn new_snap(
+        &mut self,
+        r: &mut SmallRng,
+        vs: VolumeSetId,
+        parent: Option<SnapshotId>,
+    ) -> Snapshot {
         let id = match self.m.dead_snaps.choose(r).copied() {
             // The id of a deleted snapshot, free again.
             Some(d) if r.gen_bool(0.03) && !self.m.snaps.contains_key(&d) => d,
@@ -1154,7 +1359,11 @@ impl Harness {
         s.created = Timestamp(BASE_TIME + r.gen_range(0..10_000_000));
         s.last_modified = Timestamp(s.created.0 + r.gen_range(0..1000));
         s.size = r.gen_range(0..1 << 40);
-        s.blob = if r.gen_bool(0.5) { BlobId::nil() } else { BlobId(format!("blob-{}", r.gen::<u32>())) };
+        s.blob = if r.gen_bool(0.5) {
+            BlobId::nil()
+        } else {
+            BlobId(format!("blob-{}", r.gen::<u32>()))
+        };
         if r.gen_bool(0.15) {
             // Derived fields are ignored on write.
             s.depth = r.gen();
@@ -1198,7 +1407,13 @@ impl Harness {
                 76..=79 => c.owner_name = person(r),
                 80..=89 => c.blob = BlobId(format!("blob-{}", r.gen::<u16>())),
                 90..=96 => c.description = "e".repeat(r.gen_range(100..1000)),
-                97..=98 => c.parent = if c.parent.is_some() { None } else { Some(SnapshotId(self.uuid())) },
+                97..=98 => {
+                    c.parent = if c.parent.is_some() {
+                        None
+                    } else {
+                        Some(SnapshotId(self.uuid()))
+                    }
+                }
                 _ => c.name = "bad\u{1}".into(),
             }
         }
@@ -1231,9 +1446,16 @@ impl Harness {
     /// Records the store's id for a branch the model created, found at its tip.
     fn adopt_branch_id(&mut self, seq: u64) -> Res {
         let b = self.m.branches[&seq].clone();
-        let got = self.st().get_branches(&BranchQuery::all(b.vs)).map_err(|e| format!("get_branches: {e}"))?;
+        let got = self
+            .st()
+            .get_branches(&BranchQuery::all(b.vs))
+            .map_err(|e| format!("get_branches: {e}"))?;
         let found = got.iter().find(|x| x.tip == b.tip).ok_or_else(|| {
-            format!("model predicts a new branch {:?} at {}, the store has no branch there", b.name, short(&b.tip))
+            format!(
+                "model predicts a new branch {:?} at {}, the store has no branch there",
+                b.name,
+                short(&b.tip)
+            )
         })?;
         self.m.branches.get_mut(&seq).expect("present").id = found.id;
         Ok(())
@@ -1243,7 +1465,11 @@ impl Harness {
         let mut r = SmallRng::seed_from_u64(op.seed);
         let r = &mut r;
         // Nothing to work on yet: make a volume set first.
-        let kind = if self.m.vss.is_empty() && op.kind != Kind::Reopen { Kind::NewVs } else { op.kind };
+        let kind = if self.m.vss.is_empty() && op.kind != Kind::Reopen {
+            Kind::NewVs
+        } else {
+            op.kind
+        };
         let (ok, err) = (self.ok, self.err);
         self.cur_kind = format!("{kind:?}");
         let res = self.step_kind(i, kind, r);
@@ -1296,18 +1522,32 @@ impl Harness {
                     expect.owner_name = String::new();
                     expect.size = 0;
                     (expect.created, expect.last_modified) = (vs.created, vs.last_modified);
-                    (expect.num_snapshots, expect.num_branches, expect.last_snapshot_time) = (0, 0, None);
+                    (
+                        expect.num_snapshots,
+                        expect.num_branches,
+                        expect.last_snapshot_time,
+                    ) = (0, 0, None);
                     eq("create_volume_set result", vs, &expect)?;
                     self.m.import_vs(vs)
                 }
                 Err(_) if vs_fields_ok(&want_vs) => Ok(()),
                 Err(_) => Err(Ek::Invalid),
             };
-            self.note(format!("#{i} create_volume_set {:?}", want_vs.name), &got.as_ref().map(|v| short(&v.id)), &want);
+            self.note(
+                format!("#{i} create_volume_set {:?}", want_vs.name),
+                &got.as_ref().map(|v| short(&v.id)),
+                &want,
+            );
             return outcome("create_volume_set", &got, &want);
         }
         let live = self.m.vs_list();
-        let dead = self.m.dead_vss.iter().copied().filter(|d| !self.m.vss.contains_key(d)).collect::<Vec<_>>();
+        let dead = self
+            .m
+            .dead_vss
+            .iter()
+            .copied()
+            .filter(|d| !self.m.vss.contains_key(d))
+            .collect::<Vec<_>>();
         let id = match (live.choose(r), dead.choose(r)) {
             (Some(v), _) if mode < 27 => *v,
             // The id of a deleted volume set, free again.
@@ -1317,7 +1557,11 @@ impl Harness {
         let vs = self.new_vs_value(r, id);
         let got = self.st().import_volume_set(&vs);
         let want = self.m.import_vs(&vs);
-        self.note(format!("#{i} import_volume_set {} {:?}", short(&id), vs.name), &got, &want);
+        self.note(
+            format!("#{i} import_volume_set {} {:?}", short(&id), vs.name),
+            &got,
+            &want,
+        );
         outcome("import_volume_set", &got, &want)
     }
 
@@ -1353,7 +1597,11 @@ impl Harness {
                 got.created, got.last_modified
             ));
         }
-        let s = self.m.snaps.get_mut(&got.id).ok_or_else(|| format!("{what}: model lacks {}", short(&got.id)))?;
+        let s = self
+            .m
+            .snaps
+            .get_mut(&got.id)
+            .ok_or_else(|| format!("{what}: model lacks {}", short(&got.id)))?;
         s.created = got.created;
         s.modified = When::At(got.created);
         eq(what, got, &self.m.view1(got.id))
@@ -1400,14 +1648,29 @@ impl Harness {
         }
         let tips: Vec<SnapshotId> = self.m.branches.values().map(|b| b.tip).collect();
         let parent = match r.gen_range(0..100) {
-            0..=69 => tips.choose(r).copied().unwrap_or_else(|| SnapshotId(Uuid::nil())),
+            0..=69 => tips
+                .choose(r)
+                .copied()
+                .unwrap_or_else(|| SnapshotId(Uuid::nil())),
             70..=89 => self.any_snap(r),
             _ => self.dead_snap(r),
         };
-        let vs = self.m.snaps.get(&parent).map(|p| p.vs).unwrap_or(VolumeSetId(Uuid::nil()));
+        let vs = self
+            .m
+            .snaps
+            .get(&parent)
+            .map(|p| p.vs)
+            .unwrap_or(VolumeSetId(Uuid::nil()));
         let s = self.helper_snap(r, vs, Some(parent), t0);
-        let got =
-            self.st().snapshot_extend(s.id, parent, s.blob.clone(), s.attrs.clone(), &s.name, s.size, &s.description);
+        let got = self.st().snapshot_extend(
+            s.id,
+            parent,
+            s.blob.clone(),
+            s.attrs.clone(),
+            &s.name,
+            s.size,
+            &s.description,
+        );
         let t1 = Timestamp::now();
         let want = if self.m.snaps.contains_key(&parent) {
             self.m.extend(std::slice::from_ref(&s))
@@ -1415,7 +1678,11 @@ impl Harness {
             Err(Ek::SnapNotFound(parent))
         };
         self.note(
-            format!("#{i} snapshot_extend parent {} id {}", short(&parent), short(&s.id)),
+            format!(
+                "#{i} snapshot_extend parent {} id {}",
+                short(&parent),
+                short(&s.id)
+            ),
             &got.as_ref().map(|g| short(&g.id)),
             &want,
         );
@@ -1438,7 +1705,11 @@ impl Harness {
             90..=94 => self.m.all_snaps().choose(r).copied(),
             _ => Some(self.dead_snap(r)),
         };
-        let len = if r.gen_bool(0.03) { 0 } else { r.gen_range(1..=3) };
+        let len = if r.gen_bool(0.03) {
+            0
+        } else {
+            r.gen_range(1..=3)
+        };
         let mut chain: Vec<Snapshot> = Vec::new();
         let mut p = parent;
         for _ in 0..len {
@@ -1477,7 +1748,11 @@ impl Harness {
             23..=25 => {
                 if let Some(s) = self.m.all_snaps().choose(r).copied() {
                     let mut v = self.m.view1(s);
-                    v.parent = if v.parent.is_some() { None } else { Some(SnapshotId(self.uuid())) };
+                    v.parent = if v.parent.is_some() {
+                        None
+                    } else {
+                        Some(SnapshotId(self.uuid()))
+                    };
                     if let Some(c) = chain.first_mut() {
                         c.parent = Some(s);
                     }
@@ -1497,7 +1772,11 @@ impl Harness {
             _ => branch_name(r),
         };
         let ids: Vec<String> = chain.iter().map(|s| short(&s.id)).collect();
-        let line = format!("{name:?} in {} parent {:?} chain {ids:?}{note}", short(&vs), parent.map(|p| short(&p)));
+        let line = format!(
+            "{name:?} in {} parent {:?} chain {ids:?}{note}",
+            short(&vs),
+            parent.map(|p| short(&p))
+        );
         if r.gen_bool(0.15) {
             // The sync variant: the caller names the branch id (sometimes one in use).
             let existing: Vec<BranchId> = self.m.branches.values().map(|b| b.id).collect();
@@ -1507,7 +1786,11 @@ impl Harness {
             };
             let got = self.st().import_branch(id, &name, &chain);
             let want = self.m.fork(&name, &chain, Some(id));
-            self.note(format!("#{i} import_branch {} {line}", short(&id)), &got, &want);
+            self.note(
+                format!("#{i} import_branch {} {line}", short(&id)),
+                &got,
+                &want,
+            );
             return outcome("import_branch", &got, &want);
         }
         let got = self.st().fork_branch(&name, &chain);
@@ -1517,21 +1800,31 @@ impl Harness {
         match (&got, &want) {
             (Ok(Some(bid)), Ok(Some(seq))) => self.m.branches.get_mut(seq).expect("made").id = *bid,
             (Ok(None), Ok(None)) | (Err(_), Err(_)) => {}
-            (g, w) => return Err(format!("fork_branch: store returned {g:?}, model predicts {w:?}")),
+            (g, w) => {
+                return Err(format!(
+                    "fork_branch: store returned {g:?}, model predicts {w:?}"
+                ))
+            }
         }
         Ok(())
     }
 
     fn op_extend(&mut self, i: usize, r: &mut SmallRng) -> Res {
         let seqs: Vec<u64> = self.m.branches.keys().copied().collect();
-        let Some(seq) = seqs.choose(r).copied() else { return self.op_fork(i, r) };
+        let Some(seq) = seqs.choose(r).copied() else {
+            return self.op_fork(i, r);
+        };
         let b = self.m.branches[&seq].clone();
         let mode = r.gen_range(0..100);
         let parent = if mode < 78 {
             Some(b.tip)
         } else if mode < 93 {
-            let inner: Vec<SnapshotId> =
-                self.m.snaps_in(b.vs).into_iter().filter(|s| self.m.branch_at(*s).is_none()).collect();
+            let inner: Vec<SnapshotId> = self
+                .m
+                .snaps_in(b.vs)
+                .into_iter()
+                .filter(|s| self.m.branch_at(*s).is_none())
+                .collect();
             Some(inner.choose(r).copied().unwrap_or(b.tip))
         } else if mode < 97 {
             Some(self.dead_snap(r))
@@ -1571,7 +1864,13 @@ impl Harness {
 
     /// Mostly the volume set of a named branch (so there is a name to use).
     fn pick_vs_with_names(&mut self, r: &mut SmallRng) -> VolumeSetId {
-        let named: Vec<VolumeSetId> = self.m.branches.values().filter(|b| !b.name.is_empty()).map(|b| b.vs).collect();
+        let named: Vec<VolumeSetId> = self
+            .m
+            .branches
+            .values()
+            .filter(|b| !b.name.is_empty())
+            .map(|b| b.vs)
+            .collect();
         match named.choose(r) {
             Some(vs) if r.gen_bool(0.9) => *vs,
             _ => self.pick_vs(r),
@@ -1595,7 +1894,11 @@ impl Harness {
         };
         let got = self.st().rename_branch(vs, &old, &new);
         let want = self.m.rename(vs, &old, &new);
-        self.note(format!("#{i} rename_branch in {} {old:?} -> {new:?}", short(&vs)), &got, &want);
+        self.note(
+            format!("#{i} rename_branch in {} {old:?} -> {new:?}", short(&vs)),
+            &got,
+            &want,
+        );
         outcome("rename_branch", &got, &want)
     }
 
@@ -1622,7 +1925,10 @@ impl Harness {
     }
 
     fn pair_note(pairs: &[SnapshotPair]) -> Vec<String> {
-        pairs.iter().map(|(c, i)| format!("{}{}", short(&c.id), if i.is_some() { "+init" } else { "" })).collect()
+        pairs
+            .iter()
+            .map(|(c, i)| format!("{}{}", short(&c.id), if i.is_some() { "+init" } else { "" }))
+            .collect()
     }
 
     fn op_update(&mut self, i: usize, r: &mut SmallRng) -> Res {
@@ -1635,11 +1941,20 @@ impl Harness {
             .collect();
         let got = self.st().update_snapshots(&pairs);
         let want = self.m.update_snapshots(&pairs, None);
-        let got_ids = got.as_ref().map(|v| v.iter().map(|c| (short(&c.target.id), c.status)).collect::<Vec<_>>());
-        self.note(format!("#{i} update_snapshots {:?}", Self::pair_note(&pairs)), &got_ids, &want);
+        let got_ids = got.as_ref().map(|v| {
+            v.iter()
+                .map(|c| (short(&c.target.id), c.status))
+                .collect::<Vec<_>>()
+        });
+        self.note(
+            format!("#{i} update_snapshots {:?}", Self::pair_note(&pairs)),
+            &got_ids,
+            &want,
+        );
         outcome("update_snapshots", &got, &want)?;
         if let (Ok(g), Ok(w)) = (&got, &want) {
-            let g2: Vec<(SnapshotId, ResolveStatus)> = g.iter().map(|c| (c.target.id, c.status)).collect();
+            let g2: Vec<(SnapshotId, ResolveStatus)> =
+                g.iter().map(|c| (c.target.id, c.status)).collect();
             eq("update_snapshots returned entries", &g2, w)?;
             for c in g {
                 // The returned target is this store's version before the call.
@@ -1659,16 +1974,30 @@ impl Harness {
         let t1 = Timestamp::now();
         let want = self.m.update_snapshots(&pairs, Some(When::Between(t0, t1)));
         let got_s = got.as_ref().map(|c| c.as_ref().map(|c| c.status));
-        self.note(format!("#{i} update_snapshot {:?}", Self::pair_note(&pairs)), &got_s, &want);
+        self.note(
+            format!("#{i} update_snapshot {:?}", Self::pair_note(&pairs)),
+            &got_s,
+            &want,
+        );
         outcome("update_snapshot", &got, &want)?;
         if let (Ok(g), Ok(w)) = (&got, &want) {
-            eq("update_snapshot returned entry", &g.as_ref().map(|c| (c.target.id, c.status)), &w.first().copied())?;
+            eq(
+                "update_snapshot returned entry",
+                &g.as_ref().map(|c| (c.target.id, c.status)),
+                &w.first().copied(),
+            )?;
         }
         // Pin the stamped time once it is checked to lie in the window of the call.
         if let Some(When::Between(a, b)) = self.m.snaps.get(&cur.id).map(|s| s.modified) {
-            let got = self.st().get_snapshot(cur.id).map_err(|e| format!("get_snapshot: {e}"))?.last_modified;
+            let got = self
+                .st()
+                .get_snapshot(cur.id)
+                .map_err(|e| format!("get_snapshot: {e}"))?
+                .last_modified;
             if got < a || got > b {
-                return Err(format!("update_snapshot stamped last-modified {got:?}, not in [{a:?}, {b:?}]"));
+                return Err(format!(
+                    "update_snapshot stamped last-modified {got:?}, not in [{a:?}, {b:?}]"
+                ));
             }
             self.m.snaps.get_mut(&cur.id).expect("present").modified = When::At(got);
         }
@@ -1685,7 +2014,11 @@ impl Harness {
         let size = r.gen_range(0..1 << 40);
         let got = self.st().set_blob_id_and_size(id, &blob, size);
         let want = self.m.set_blob(id, &blob, size);
-        self.note(format!("#{i} set_blob_id_and_size {} {blob:?} {size}", short(&id)), &got, &want);
+        self.note(
+            format!("#{i} set_blob_id_and_size {} {blob:?} {size}", short(&id)),
+            &got,
+            &want,
+        );
         outcome("set_blob_id_and_size", &got, &want)
     }
 
@@ -1699,8 +2032,14 @@ impl Harness {
         };
         let got = self.st().delete_branch(vs, &name);
         let want = self.m.delete_branch(vs, &name);
-        let got_ids = got.as_ref().map(|v| v.iter().map(short).collect::<Vec<_>>());
-        self.note(format!("#{i} delete_branch in {} {name:?}", short(&vs)), &got_ids, &want);
+        let got_ids = got
+            .as_ref()
+            .map(|v| v.iter().map(short).collect::<Vec<_>>());
+        self.note(
+            format!("#{i} delete_branch in {} {name:?}", short(&vs)),
+            &got_ids,
+            &want,
+        );
         outcome("delete_branch", &got, &want)?;
         if let (Ok(g), Ok((w, made))) = (&got, &want) {
             eq("delete_branch deleted snapshots", g, w)?;
@@ -1714,7 +2053,11 @@ impl Harness {
     fn op_delete_snaps(&mut self, i: usize, r: &mut SmallRng) -> Res {
         let all = self.m.all_snaps();
         let d = self.m.derived();
-        let leaves: Vec<SnapshotId> = all.iter().copied().filter(|s| d.children(*s) == 0).collect();
+        let leaves: Vec<SnapshotId> = all
+            .iter()
+            .copied()
+            .filter(|s| d.children(*s) == 0)
+            .collect();
         let mut ids: Vec<SnapshotId> = Vec::new();
         match r.gen_range(0..100) {
             0..=69 => {
@@ -1750,7 +2093,10 @@ impl Harness {
                 }
             }
         }
-        let top_parent = ids.last().and_then(|s| self.m.snaps.get(s)).and_then(|s| s.parent);
+        let top_parent = ids
+            .last()
+            .and_then(|s| self.m.snaps.get(s))
+            .and_then(|s| s.parent);
         let new_tip = match r.gen_range(0..100) {
             0..=54 => top_parent,
             55..=74 => None,
@@ -1763,7 +2109,14 @@ impl Harness {
         let got = self.st().delete_snapshots(&ids, new_tip);
         let want = self.m.delete_snapshots(&ids, new_tip);
         let shown: Vec<String> = ids.iter().map(short).collect();
-        self.note(format!("#{i} delete_snapshots {shown:?} new tip {:?}", new_tip.map(|t| short(&t))), &got, &want);
+        self.note(
+            format!(
+                "#{i} delete_snapshots {shown:?} new tip {:?}",
+                new_tip.map(|t| short(&t))
+            ),
+            &got,
+            &want,
+        );
         outcome("delete_snapshots", &got, &want)?;
         if let Ok(Some(seq)) = want {
             self.adopt_branch_id(seq)?;
@@ -1773,26 +2126,64 @@ impl Harness {
 
     fn op_bush(&mut self, i: usize, r: &mut SmallRng) -> Res {
         if r.gen_bool(0.65) {
-            let roots: Vec<SnapshotId> =
-                self.m.snaps.iter().filter(|(_, s)| s.parent.is_none()).map(|(id, _)| *id).collect();
+            let roots: Vec<SnapshotId> = self
+                .m
+                .snaps
+                .iter()
+                .filter(|(_, s)| s.parent.is_none())
+                .map(|(id, _)| *id)
+                .collect();
             let data_server = r.gen_range(-3..100);
             let bush = match (r.gen_range(0..100), roots.choose(r).copied()) {
-                (0..=74, Some(root)) => Bush { root, volume_set: self.m.snaps[&root].vs, data_server },
+                (0..=74, Some(root)) => Bush {
+                    root,
+                    volume_set: self.m.snaps[&root].vs,
+                    data_server,
+                },
                 (75..=84, _) | (0..=74, None) => {
                     let s = self.any_snap(r);
-                    let vs = self.m.snaps.get(&s).map(|x| x.vs).unwrap_or_else(|| VolumeSetId(Uuid::nil()));
-                    Bush { root: s, volume_set: vs, data_server }
+                    let vs = self
+                        .m
+                        .snaps
+                        .get(&s)
+                        .map(|x| x.vs)
+                        .unwrap_or_else(|| VolumeSetId(Uuid::nil()));
+                    Bush {
+                        root: s,
+                        volume_set: vs,
+                        data_server,
+                    }
                 }
-                (85..=89, Some(root)) => Bush { root, volume_set: self.pick_vs(r), data_server },
-                (90..=94, _) => Bush { root: self.dead_snap(r), volume_set: self.pick_vs(r), data_server },
+                (85..=89, Some(root)) => Bush {
+                    root,
+                    volume_set: self.pick_vs(r),
+                    data_server,
+                },
+                (90..=94, _) => Bush {
+                    root: self.dead_snap(r),
+                    volume_set: self.pick_vs(r),
+                    data_server,
+                },
                 (_, root) => {
                     let root = root.unwrap_or(SnapshotId(Uuid::nil()));
-                    Bush { root, volume_set: VolumeSetId(self.uuid()), data_server }
+                    Bush {
+                        root,
+                        volume_set: VolumeSetId(self.uuid()),
+                        data_server,
+                    }
                 }
             };
             let got = self.st().import_bush(&bush);
             let want = self.m.import_bush(&bush);
-            self.note(format!("#{i} import_bush {} in {}", short(&bush.root), short(&bush.volume_set)), &got, &want);
+            self.note(
+                format!(
+                    "#{i} import_bush {} in {}",
+                    short(&bush.root),
+                    short(&bush.volume_set)
+                ),
+                &got,
+                &want,
+            );
             outcome("import_bush", &got, &want)
         } else {
             let bushes: Vec<SnapshotId> = self.m.bushes.keys().copied().collect();
@@ -1824,18 +2215,33 @@ impl Harness {
             let id = match r.gen_range(0..100) {
                 0..=79 => VolumeId(format!("vol-{}", self.n)),
                 // The id of a deleted volume, free again (or live again: then a clash).
-                80..=84 => dead.as_ref().map(|d| d.id.clone()).unwrap_or_else(|| VolumeId(format!("vol-{}", self.n))),
-                85..=94 => ids.choose(r).cloned().unwrap_or_else(|| VolumeId(format!("vol-{}", self.n))),
+                80..=84 => dead
+                    .as_ref()
+                    .map(|d| d.id.clone())
+                    .unwrap_or_else(|| VolumeId(format!("vol-{}", self.n))),
+                85..=94 => ids
+                    .choose(r)
+                    .cloned()
+                    .unwrap_or_else(|| VolumeId(format!("vol-{}", self.n))),
                 _ => VolumeId(pick_str(r, &["", "  ", "bad\u{2}"])),
             };
-            let paths: Vec<String> = self.m.volumes.values().map(|v| v.mount_path.clone()).collect();
+            let paths: Vec<String> = self
+                .m
+                .volumes
+                .values()
+                .map(|v| v.mount_path.clone())
+                .collect();
             let mount_path = match r.gen_range(0..100) {
                 0..=69 => format!("/mnt/{}", self.n),
                 70..=74 => dead.map(|d| d.mount_path).unwrap_or_default(),
                 75..=84 => paths.choose(r).cloned().unwrap_or_default(),
                 _ => String::new(),
             };
-            let name = if r.gen_bool(0.03) { "bad\u{3}".into() } else { pick_str(r, &["vol", "", "work"]) };
+            let name = if r.gen_bool(0.03) {
+                "bad\u{3}".into()
+            } else {
+                pick_str(r, &["vol", "", "work"])
+            };
             let v = Volume {
                 id,
                 volume_set: vs,
@@ -1881,11 +2287,19 @@ impl Harness {
             size: 0,
             name: String::new(),
         });
-        v.name = if r.gen_bool(0.05) { "bad\u{4}".into() } else { pick_str(r, &["vol", "renamed", ""]) };
+        v.name = if r.gen_bool(0.05) {
+            "bad\u{4}".into()
+        } else {
+            pick_str(r, &["vol", "renamed", ""])
+        };
         v.attrs = attrs(r);
         let got = self.st().update_volume(&v);
         let want = self.m.update_volume(&v);
-        self.note(format!("#{i} update_volume {id:?} name {:?}", v.name), &got, &want);
+        self.note(
+            format!("#{i} update_volume {id:?} name {:?}", v.name),
+            &got,
+            &want,
+        );
         outcome("update_volume", &got, &want)
     }
 
@@ -1897,7 +2311,11 @@ impl Harness {
         };
         let got = self.st().delete_volume_set(id);
         let want = self.m.delete_vs(id);
-        self.note(format!("#{i} delete_volume_set {}", short(&id)), &got, &want);
+        self.note(
+            format!("#{i} delete_volume_set {}", short(&id)),
+            &got,
+            &want,
+        );
         outcome("delete_volume_set", &got, &want)
     }
 
@@ -1907,10 +2325,17 @@ impl Harness {
             let size = r.gen_range(0..1 << 40);
             let got = self.st().set_volume_set_size(id, size);
             let want = self.m.set_vs_size(id, size);
-            self.note(format!("#{i} set_volume_set_size {} {size}", short(&id)), &got, &want);
+            self.note(
+                format!("#{i} set_volume_set_size {} {size}", short(&id)),
+                &got,
+                &want,
+            );
             return outcome("set_volume_set_size", &got, &want);
         }
-        let target = self.m.vs_view(id).unwrap_or_else(|| VolumeSet::new(id, "ghost"));
+        let target = self
+            .m
+            .vs_view(id)
+            .unwrap_or_else(|| VolumeSet::new(id, "ghost"));
         let cur = self.mutate_vs(r, &target);
         let init = match r.gen_range(0..100) {
             0..=39 => None,
@@ -1921,10 +2346,22 @@ impl Harness {
         let got = self.st().update_volume_set(&cur, init.as_ref());
         let want = self.m.update_vs(&cur, init.as_ref());
         let got_s = got.as_ref().map(|c| c.as_ref().map(|c| c.status));
-        self.note(format!("#{i} update_volume_set {} init {}", short(&id), init.is_some()), &got_s, &want);
+        self.note(
+            format!(
+                "#{i} update_volume_set {} init {}",
+                short(&id),
+                init.is_some()
+            ),
+            &got_s,
+            &want,
+        );
         outcome("update_volume_set", &got, &want)?;
         if let (Ok(g), Ok(w)) = (&got, &want) {
-            eq("update_volume_set returned status", &g.as_ref().map(|c| c.status), w)?;
+            eq(
+                "update_volume_set returned status",
+                &g.as_ref().map(|c| c.status),
+                w,
+            )?;
             if let Some(c) = g {
                 eq("returned target", &c.target, &target)?;
             }
@@ -1934,25 +2371,62 @@ impl Harness {
 
     /// Closes and reopens the store: the replayed state must be the same, and agree.
     fn reopen(&mut self) -> Res {
-        let before = self.st().canonical_dump().map_err(|e| format!("canonical_dump: {e}"))?;
-        self.store.take().expect("open").close().map_err(|e| format!("close: {e}"))?;
-        let store = Store::open(self.dir.path(), self.options.clone()).map_err(|e| format!("reopen: {e}"))?;
-        let after = store.canonical_dump().map_err(|e| format!("canonical_dump after reopen: {e}"))?;
+        let before = self
+            .st()
+            .canonical_dump()
+            .map_err(|e| format!("canonical_dump: {e}"))?;
+        self.store
+            .take()
+            .expect("open")
+            .close()
+            .map_err(|e| format!("close: {e}"))?;
+        let store = Store::open(self.dir.path(), self.options.clone())
+            .map_err(|e| format!("reopen: {e}"))?;
+        let after = store
+            .canonical_dump()
+            .map_err(|e| format!("canonical_dump after reopen: {e}"))?;
         self.store = Some(store);
         self.reopens += 1;
-        eq("canonical_dump after reopen (volume sets)", &after.volume_sets, &before.volume_sets)?;
-        eq("canonical_dump after reopen (snapshots)", &after.snapshots, &before.snapshots)?;
-        eq("canonical_dump after reopen (branches)", &after.branches, &before.branches)?;
-        eq("canonical_dump after reopen (bushes)", &after.bushes, &before.bushes)?;
-        eq("canonical_dump after reopen (volumes)", &after.volumes, &before.volumes)?;
+        eq(
+            "canonical_dump after reopen (volume sets)",
+            &after.volume_sets,
+            &before.volume_sets,
+        )?;
+        eq(
+            "canonical_dump after reopen (snapshots)",
+            &after.snapshots,
+            &before.snapshots,
+        )?;
+        eq(
+            "canonical_dump after reopen (branches)",
+            &after.branches,
+            &before.branches,
+        )?;
+        eq(
+            "canonical_dump after reopen (bushes)",
+            &after.bushes,
+            &before.bushes,
+        )?;
+        eq(
+            "canonical_dump after reopen (volumes)",
+            &after.volumes,
+            &before.volumes,
+        )?;
         eq("canonical_dump after reopen", &after, &before)?;
         self.check_all("after reopen")
     }
 
     /// Keeps the current (checked) state and its LSN for [`Harness::check_history`].
     fn remember(&mut self) -> Res {
-        let lsn = self.st().read().map_err(|e| format!("read: {e}"))?.applied_lsn();
-        let dump = self.st().canonical_dump().map_err(|e| format!("canonical_dump: {e}"))?;
+        let lsn = self
+            .st()
+            .read()
+            .map_err(|e| format!("read: {e}"))?
+            .applied_lsn();
+        let dump = self
+            .st()
+            .canonical_dump()
+            .map_err(|e| format!("canonical_dump: {e}"))?;
         self.history.push((lsn, dump));
         Ok(())
     }
@@ -1960,8 +2434,15 @@ impl Harness {
     /// Replaying the log up to each remembered LSN gives the state remembered there.
     fn check_history(&self) -> Res {
         for (lsn, dump) in &self.history {
-            let past = self.st().as_of(*lsn).map_err(|e| format!("as_of({lsn}): {e}"))?;
-            eq(&format!("as_of({lsn}) canonical_dump"), &past.canonical_dump(), dump)?;
+            let past = self
+                .st()
+                .as_of(*lsn)
+                .map_err(|e| format!("as_of({lsn}): {e}"))?;
+            eq(
+                &format!("as_of({lsn}) canonical_dump"),
+                &past.canonical_dump(),
+                dump,
+            )?;
         }
         Ok(())
     }
@@ -1975,13 +2456,31 @@ impl Harness {
         let q = |what: &str, e: Error| format!("{when}: {what}: unexpected error {e}");
         let w = |what: &str| format!("{when}: {what}");
 
-        let dead_snaps: Vec<SnapshotId> =
-            m.dead_snaps.iter().rev().filter(|d| !m.snaps.contains_key(d)).take(16).copied().collect();
-        let dead_vss: Vec<VolumeSetId> =
-            m.dead_vss.iter().rev().filter(|d| !m.vss.contains_key(d)).take(8).copied().collect();
+        let dead_snaps: Vec<SnapshotId> = m
+            .dead_snaps
+            .iter()
+            .rev()
+            .filter(|d| !m.snaps.contains_key(d))
+            .take(16)
+            .copied()
+            .collect();
+        let dead_vss: Vec<VolumeSetId> = m
+            .dead_vss
+            .iter()
+            .rev()
+            .filter(|d| !m.vss.contains_key(d))
+            .take(8)
+            .copied()
+            .collect();
 
-        let got = st.get_volume_sets(&VolumeSetQuery::default()).map_err(|e| q("get_volume_sets", e))?;
-        let want: Vec<VolumeSet> = m.vss.keys().map(|id| m.vs_view(*id).expect("live")).collect();
+        let got = st
+            .get_volume_sets(&VolumeSetQuery::default())
+            .map_err(|e| q("get_volume_sets", e))?;
+        let want: Vec<VolumeSet> = m
+            .vss
+            .keys()
+            .map(|id| m.vs_view(*id).expect("live"))
+            .collect();
         eq_list(&w("get_volume_sets"), &got, &want)?;
         let counts = st.counts().map_err(|e| q("counts", e))?;
         let want_counts = (
@@ -1993,7 +2492,13 @@ impl Harness {
         );
         eq(
             &w("counts"),
-            &(counts.volume_sets, counts.snapshots, counts.branches, counts.bushes, counts.volumes),
+            &(
+                counts.volume_sets,
+                counts.snapshots,
+                counts.branches,
+                counts.bushes,
+                counts.volumes,
+            ),
             &want_counts,
         )?;
 
@@ -2002,20 +2507,31 @@ impl Harness {
             let got = st.get_volume_set(vs).map_err(|e| q("get_volume_set", e))?;
             eq(&w("get_volume_set"), &got, &m.vs_view(vs).expect("live"))?;
 
-            let got: BTreeSet<SnapshotId> =
-                st.get_snapshot_ids(vs).map_err(|e| q("get_snapshot_ids", e))?.into_iter().collect();
+            let got: BTreeSet<SnapshotId> = st
+                .get_snapshot_ids(vs)
+                .map_err(|e| q("get_snapshot_ids", e))?
+                .into_iter()
+                .collect();
             let want: BTreeSet<SnapshotId> = m.snaps_in(vs).into_iter().collect();
             eq(&w("get_snapshot_ids"), &got, &want)?;
 
-            let sq = SnapshotQuery { volume_set: Some(vs), ..SnapshotQuery::default() };
+            let sq = SnapshotQuery {
+                volume_set: Some(vs),
+                ..SnapshotQuery::default()
+            };
             let got = st.get_snapshots(&sq).map_err(|e| q("get_snapshots", e))?;
             let got_by_id: HashMap<SnapshotId, &Snapshot> = got.iter().map(|s| (s.id, s)).collect();
-            let want: Vec<Snapshot> =
-                m.snaps_in(vs).into_iter().map(|id| m.view(&d, id, got_by_id.get(&id).copied())).collect();
+            let want: Vec<Snapshot> = m
+                .snaps_in(vs)
+                .into_iter()
+                .map(|id| m.view(&d, id, got_by_id.get(&id).copied()))
+                .collect();
             eq_list(&w("get_snapshots by volume set"), &got, &want)?;
 
             // Branches, each with its tip.
-            let got = st.get_branches(&BranchQuery::all(vs)).map_err(|e| q("get_branches", e))?;
+            let got = st
+                .get_branches(&BranchQuery::all(vs))
+                .map_err(|e| q("get_branches", e))?;
             let by_id: HashMap<BranchId, &Branch> = got.iter().map(|b| (b.id, b)).collect();
             let mut want: Vec<Branch> = m
                 .branches
@@ -2026,7 +2542,11 @@ impl Harness {
                     volume_set: vs,
                     name: b.name.clone(),
                     tip: b.tip,
-                    tip_snapshot: Some(m.view(&d, b.tip, by_id.get(&b.id).and_then(|g| g.tip_snapshot.as_ref()))),
+                    tip_snapshot: Some(m.view(
+                        &d,
+                        b.tip,
+                        by_id.get(&b.id).and_then(|g| g.tip_snapshot.as_ref()),
+                    )),
                     has_child: d.children(b.tip) > 0,
                 })
                 .collect();
@@ -2051,13 +2571,21 @@ impl Harness {
                 }
                 let base = m.newest_with_blob(&history);
                 let blob = BlobId(m.snaps[&b.tip].blob.clone());
-                let want_find = if blob.is_nil() { base.clone() } else { Err(Ek::HaveBlob(b.tip)) };
+                let want_find = if blob.is_nil() {
+                    base.clone()
+                } else {
+                    Err(Ek::HaveBlob(b.tip))
+                };
                 let got = st.find_non_missing_snapshot(b.tip, &history);
                 outcome(&w("find_non_missing_snapshot"), &got, &want_find)?;
                 if let (Ok(g), Ok(wf)) = (&got, &want_find) {
                     eq(&w("find_non_missing_snapshot"), g, wf)?;
                 }
-                let want_diff = if blob.is_nil() { Err(Ek::NoBlob(b.tip)) } else { base.map(|x| (x, blob)) };
+                let want_diff = if blob.is_nil() {
+                    Err(Ek::NoBlob(b.tip))
+                } else {
+                    base.map(|x| (x, blob))
+                };
                 let got = st.request_blob_diff(b.tip, &history);
                 outcome(&w("request_blob_diff"), &got, &want_diff)?;
                 if let (Ok(g), Ok(wd)) = (&got, &want_diff) {
@@ -2067,40 +2595,81 @@ impl Harness {
                     continue;
                 }
                 let got = st.get_tip(vs, &b.name).map_err(|e| q("get_tip", e))?;
-                eq(&w(&format!("get_tip {:?}", b.name)), &got, b.tip_snapshot.as_ref().expect("tip"))?;
+                eq(
+                    &w(&format!("get_tip {:?}", b.name)),
+                    &got,
+                    b.tip_snapshot.as_ref().expect("tip"),
+                )?;
                 let got = st
                     .get_snapshots_by_branch(&BranchQuery::named(vs, &b.name))
                     .map_err(|e| q("get_snapshots_by_branch", e))?;
-                let got_by_id: HashMap<SnapshotId, &Snapshot> = got.iter().map(|s| (s.id, s)).collect();
+                let got_by_id: HashMap<SnapshotId, &Snapshot> =
+                    got.iter().map(|s| (s.id, s)).collect();
                 let mut path = Vec::new();
                 let mut at = Some(b.tip);
                 while let Some(s) = at {
                     path.push(m.view(&d, s, got_by_id.get(&s).copied()));
                     at = m.snaps[&s].parent;
                 }
-                eq_list(&w(&format!("get_snapshots_by_branch {:?}", b.name)), &got, &path)?;
+                eq_list(
+                    &w(&format!("get_snapshots_by_branch {:?}", b.name)),
+                    &got,
+                    &path,
+                )?;
             }
             let unnamed: Vec<&Branch> = want.iter().filter(|b| b.name.is_empty()).collect();
             let got = st.get_snapshots_by_branch(&BranchQuery::named(vs, ""));
             match unnamed.len() {
-                0 => eq_err(&w("get_snapshots_by_branch \"\" (none)"), got, Ek::BranchNotFound)?,
+                0 => eq_err(
+                    &w("get_snapshots_by_branch \"\" (none)"),
+                    got,
+                    Ek::BranchNotFound,
+                )?,
                 1 => {
                     let got = got.map_err(|e| q("get_snapshots_by_branch \"\"", e))?;
-                    eq(&w("get_snapshots_by_branch \"\" tip"), &got.first().map(|s| s.id), &Some(unnamed[0].tip))?;
-                    eq(&w("get_snapshots_by_branch \"\" length"), &got.len(), &(m.depth(unnamed[0].tip) as usize))?;
+                    eq(
+                        &w("get_snapshots_by_branch \"\" tip"),
+                        &got.first().map(|s| s.id),
+                        &Some(unnamed[0].tip),
+                    )?;
+                    eq(
+                        &w("get_snapshots_by_branch \"\" length"),
+                        &got.len(),
+                        &(m.depth(unnamed[0].tip) as usize),
+                    )?;
                 }
-                _ => eq_err(&w("get_snapshots_by_branch \"\" (several)"), got, Ek::Invalid)?,
+                _ => eq_err(
+                    &w("get_snapshots_by_branch \"\" (several)"),
+                    got,
+                    Ek::Invalid,
+                )?,
             }
-            eq_err(&w("get_tip of an unknown name"), st.get_tip(vs, "no-such-branch"), Ek::BranchNotFound)?;
+            eq_err(
+                &w("get_tip of an unknown name"),
+                st.get_tip(vs, "no-such-branch"),
+                Ek::BranchNotFound,
+            )?;
 
             let got = st.get_volumes(vs).map_err(|e| q("get_volumes", e))?;
-            let want: Vec<Volume> = m.volumes.values().filter(|v| v.volume_set == vs).cloned().collect();
+            let want: Vec<Volume> = m
+                .volumes
+                .values()
+                .filter(|v| v.volume_set == vs)
+                .cloned()
+                .collect();
             eq_list(&w("get_volumes"), &got, &want)?;
 
             let got = st.get_bushes(vs).map_err(|e| q("get_bushes", e))?;
-            let roots: BTreeSet<SnapshotId> =
-                m.branches.values().filter(|b| b.vs == vs).map(|b| m.root(b.tip)).collect();
-            let want: Vec<Bush> = roots.iter().filter_map(|r| m.bushes.get(r).cloned()).collect();
+            let roots: BTreeSet<SnapshotId> = m
+                .branches
+                .values()
+                .filter(|b| b.vs == vs)
+                .map(|b| m.root(b.tip))
+                .collect();
+            let want: Vec<Bush> = roots
+                .iter()
+                .filter_map(|r| m.bushes.get(r).cloned())
+                .collect();
             eq_list(&w("get_bushes"), &got, &want)?;
         }
 
@@ -2108,38 +2677,83 @@ impl Harness {
             let id = *id;
             let got = st.get_snapshot(id).map_err(|e| q("get_snapshot", e))?;
             eq(&w("get_snapshot"), &got, &m.view(&d, id, Some(&got)))?;
-            let want = m.bushes.get(&m.root(id)).cloned().ok_or(Ek::BushNotFound(id));
+            let want = m
+                .bushes
+                .get(&m.root(id))
+                .cloned()
+                .ok_or(Ek::BushNotFound(id));
             let got = st.get_bush(id);
             outcome(&w("get_bush"), &got, &want)?;
             if let (Ok(g), Ok(wb)) = (&got, &want) {
                 eq(&w("get_bush"), g, wb)?;
             }
-            eq(&w("num_volumes"), &st.num_volumes(id).map_err(|e| q("num_volumes", e))?, &m.volumes_on(id))?;
-            eq(&w("num_children"), &st.num_children(id).map_err(|e| q("num_children", e))?, &d.children(id))?;
-            let vs = st.get_volume_set_by_snap_id(id).map_err(|e| q("get_volume_set_by_snap_id", e))?;
+            eq(
+                &w("num_volumes"),
+                &st.num_volumes(id).map_err(|e| q("num_volumes", e))?,
+                &m.volumes_on(id),
+            )?;
+            eq(
+                &w("num_children"),
+                &st.num_children(id).map_err(|e| q("num_children", e))?,
+                &d.children(id),
+            )?;
+            let vs = st
+                .get_volume_set_by_snap_id(id)
+                .map_err(|e| q("get_volume_set_by_snap_id", e))?;
             eq(&w("get_volume_set_by_snap_id"), &vs, &s.vs)?;
         }
         let mut probe: Vec<SnapshotId> = m.snaps.keys().copied().collect();
         probe.extend(&dead_snaps);
-        let got: BTreeMap<SnapshotId, BlobId> =
-            st.get_blob_ids(&probe).map_err(|e| q("get_blob_ids", e))?.into_iter().collect();
-        let want: BTreeMap<SnapshotId, BlobId> = m.snaps.iter().map(|(id, s)| (*id, BlobId(s.blob.clone()))).collect();
+        let got: BTreeMap<SnapshotId, BlobId> = st
+            .get_blob_ids(&probe)
+            .map_err(|e| q("get_blob_ids", e))?
+            .into_iter()
+            .collect();
+        let want: BTreeMap<SnapshotId, BlobId> = m
+            .snaps
+            .iter()
+            .map(|(id, s)| (*id, BlobId(s.blob.clone())))
+            .collect();
         eq(&w("get_blob_ids"), &got, &want)?;
 
         for dead in &dead_snaps {
-            eq_err(&w("get_snapshot of a deleted snapshot"), st.get_snapshot(*dead), Ek::SnapNotFound(*dead))?;
-            eq_err(&w("get_bush of a deleted snapshot"), st.get_bush(*dead), Ek::SnapNotFound(*dead))?;
-            eq_err(&w("num_children of a deleted snapshot"), st.num_children(*dead), Ek::SnapNotFound(*dead))?;
+            eq_err(
+                &w("get_snapshot of a deleted snapshot"),
+                st.get_snapshot(*dead),
+                Ek::SnapNotFound(*dead),
+            )?;
+            eq_err(
+                &w("get_bush of a deleted snapshot"),
+                st.get_bush(*dead),
+                Ek::SnapNotFound(*dead),
+            )?;
+            eq_err(
+                &w("num_children of a deleted snapshot"),
+                st.num_children(*dead),
+                Ek::SnapNotFound(*dead),
+            )?;
         }
         for dead in &dead_vss {
-            eq_err(&w("get_volume_set of a deleted one"), st.get_volume_set(*dead), Ek::VsNotFound(*dead))?;
-            eq_err(&w("get_snapshot_ids of a deleted one"), st.get_snapshot_ids(*dead), Ek::VsNotFound(*dead))?;
+            eq_err(
+                &w("get_volume_set of a deleted one"),
+                st.get_volume_set(*dead),
+                Ek::VsNotFound(*dead),
+            )?;
+            eq_err(
+                &w("get_snapshot_ids of a deleted one"),
+                st.get_snapshot_ids(*dead),
+                Ek::VsNotFound(*dead),
+            )?;
             eq_err(
                 &w("get_branches of a deleted one"),
                 st.get_branches(&BranchQuery::all(*dead)),
                 Ek::VsNotFound(*dead),
             )?;
-            eq_err(&w("get_volumes of a deleted one"), st.get_volumes(*dead), Ek::VsNotFound(*dead))?;
+            eq_err(
+                &w("get_volumes of a deleted one"),
+                st.get_volumes(*dead),
+                Ek::VsNotFound(*dead),
+            )?;
         }
         let got = st.get_all_volumes().map_err(|e| q("get_all_volumes", e))?;
         let want: Vec<Volume> = m.volumes.values().cloned().collect();
@@ -2149,7 +2763,11 @@ impl Harness {
 
 fn segments(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "seg")).count())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+                .count()
+        })
         .unwrap_or(0)
 }
 
@@ -2163,7 +2781,11 @@ fn run(salt: u64, ops: &[Op], stats: &RefCell<Stats>) -> Res {
             record_bytes_max: RECORD_MAX,
             batch_bytes_max: 32 * 1024,
             // Half the cases append without waiting for fsync (made durable by close).
-            durability: if salt & 1 == 0 { Durability::Sync } else { Durability::Buffered },
+            durability: if salt & 1 == 0 {
+                Durability::Sync
+            } else {
+                Durability::Buffered
+            },
             ..LogOptions::default()
         },
         actor: Some("store-model".into()),
@@ -2222,7 +2844,11 @@ fn run(salt: u64, ops: &[Op], stats: &RefCell<Stats>) -> Res {
     }
     result.map_err(|e| {
         let skip = h.trace.len().saturating_sub(80);
-        format!("{e}\n\nsalt {salt:#x}; trace (last {} ops):\n{}", h.trace.len() - skip, h.trace[skip..].join("\n"))
+        format!(
+            "{e}\n\nsalt {salt:#x}; trace (last {} ops):\n{}",
+            h.trace.len() - skip,
+            h.trace[skip..].join("\n")
+        )
     })
 }
 
@@ -2235,18 +2861,24 @@ fn store_agrees_with_model() {
     if std::env::var_os("PROPTEST_MAX_SHRINK_TIME").is_none() {
         config.max_shrink_time = 180_000;
     }
-    config.failure_persistence =
-        Some(Box::new(FileFailurePersistence::Direct("tests/store_model.proptest-regressions")));
+    config.failure_persistence = Some(Box::new(FileFailurePersistence::Direct(
+        "tests/store_model.proptest-regressions",
+    )));
     let seed = match config.rng_seed {
         RngSeed::Fixed(s) => s,
         RngSeed::Random => rand::random(),
     };
     config.rng_seed = RngSeed::Fixed(seed);
-    let strategy = (any::<u64>(), proptest::collection::vec(op_strategy(), 1..=OPS_MAX));
+    let strategy = (
+        any::<u64>(),
+        proptest::collection::vec(op_strategy(), 1..=OPS_MAX),
+    );
     let stats = RefCell::new(Stats::default());
     let started = Instant::now();
     let mut runner = TestRunner::new(config.clone());
-    let result = runner.run(&strategy, |(salt, ops)| run(salt, &ops, &stats).map_err(TestCaseError::fail));
+    let result = runner.run(&strategy, |(salt, ops)| {
+        run(salt, &ops, &stats).map_err(TestCaseError::fail)
+    });
     let s = stats.borrow();
     println!(
         "store_model: {} cases, {} runs (with shrinking), {} ops ({} ok, {} err), {} reopens, {} full checks, \
@@ -2262,7 +2894,11 @@ fn store_agrees_with_model() {
         s.segments_max,
         started.elapsed()
     );
-    let kinds: Vec<String> = s.per_kind.iter().map(|(k, (ok, err))| format!("{k} {ok}/{err}")).collect();
+    let kinds: Vec<String> = s
+        .per_kind
+        .iter()
+        .map(|(k, (ok, err))| format!("{k} {ok}/{err}"))
+        .collect();
     println!("store_model: ok/err by operation: {}", kinds.join(", "));
     let errors: Vec<String> = s.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!("store_model: errors by variant: {}", errors.join(", "));

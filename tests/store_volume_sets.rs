@@ -44,7 +44,10 @@ fn import_existing_id_is_volume_set_already_exists() {
     let mut again = vs.clone();
     again.name = "other".into();
     let err = store.import_volume_set(&again).unwrap_err();
-    assert!(matches!(err, Error::VolumeSetAlreadyExists(id) if id == vs.id), "{err:?}");
+    assert!(
+        matches!(err, Error::VolumeSetAlreadyExists(id) if id == vs.id),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(&vs.id.to_string()), "{err}");
     assert_eq!(store.durable_lsn(), lsn, "a refused import writes nothing");
     assert_eq!(store.get_volume_set(vs.id).unwrap().name, "db");
@@ -59,20 +62,30 @@ fn derived_fields_in_an_import_are_ignored() {
     vs.last_snapshot_time = Some(Timestamp(5));
     store.import_volume_set(&vs).unwrap();
     let got = store.get_volume_set(vs.id).unwrap();
-    assert_eq!((got.num_snapshots, got.num_branches, got.last_snapshot_time), (0, 0, None));
+    assert_eq!(
+        (got.num_snapshots, got.num_branches, got.last_snapshot_time),
+        (0, 0, None)
+    );
 }
 
 #[test]
 fn create_volume_set_assigns_random_id_and_times_now() {
     let (_d, store) = open();
     let before = Timestamp::now();
-    let a = store.create_volume_set("db", "acme", Attrs::new(), "desc", "own", "cre").unwrap();
-    let b = store.create_volume_set("db", "acme", Attrs::new(), "desc", "own", "cre").unwrap();
+    let a = store
+        .create_volume_set("db", "acme", Attrs::new(), "desc", "own", "cre")
+        .unwrap();
+    let b = store
+        .create_volume_set("db", "acme", Attrs::new(), "desc", "own", "cre")
+        .unwrap();
     let after = Timestamp::now();
     assert_ne!(a.id, b.id, "each call gets a fresh id");
     assert!(a.created >= before && a.created <= after);
     assert_eq!(a.created, a.last_modified);
-    assert_eq!((a.name.as_str(), a.prefix.as_str(), a.description.as_str()), ("db", "acme", "desc"));
+    assert_eq!(
+        (a.name.as_str(), a.prefix.as_str(), a.description.as_str()),
+        ("db", "acme", "desc")
+    );
     assert_eq!((a.owner.as_str(), a.creator.as_str()), ("own", "cre"));
     assert!(a.attrs.is_empty(), "empty attrs are fine");
     assert_eq!(store.get_volume_set(a.id).unwrap(), a);
@@ -84,7 +97,10 @@ fn get_unknown_volume_set_is_not_found() {
     let (_d, store) = open();
     let id = VolumeSetId::random();
     let err = store.get_volume_set(id).unwrap_err();
-    assert!(matches!(err, Error::VolumeSetNotFound(x) if x == id), "{err:?}");
+    assert!(
+        matches!(err, Error::VolumeSetNotFound(x) if x == id),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -99,7 +115,13 @@ fn ids_must_be_uuids() {
     }
     let id = VolumeSetId::random();
     assert_eq!(id.to_string().parse::<VolumeSetId>().unwrap(), id);
-    assert_eq!(id.to_string().to_uppercase().parse::<VolumeSetId>().unwrap(), id);
+    assert_eq!(
+        id.to_string()
+            .to_uppercase()
+            .parse::<VolumeSetId>()
+            .unwrap(),
+        id
+    );
 }
 
 /// The original hid name, prefix and description in reserved attribute keys; here they are
@@ -107,21 +129,56 @@ fn ids_must_be_uuids() {
 #[test]
 fn reserved_attribute_keys_do_not_exist() {
     let (_d, store) = open();
-    let vs = store.create_volume_set("db", "acme", Attrs::new(), "the desc", "o", "c").unwrap();
+    let vs = store
+        .create_volume_set("db", "acme", Attrs::new(), "the desc", "o", "c")
+        .unwrap();
     let got = store.get_volume_set(vs.id).unwrap();
-    assert!(got.attrs.is_empty(), "name, prefix and description are not attributes: {:?}", got.attrs);
-    assert_eq!((got.name.as_str(), got.prefix.as_str(), got.description.as_str()), ("db", "acme", "the desc"));
+    assert!(
+        got.attrs.is_empty(),
+        "name, prefix and description are not attributes: {:?}",
+        got.attrs
+    );
+    assert_eq!(
+        (
+            got.name.as_str(),
+            got.prefix.as_str(),
+            got.description.as_str()
+        ),
+        ("db", "acme", "the desc")
+    );
 
-    let odd = attrs(&[("$$$CHQ$$$NAME", "evil"), ("$$$CHQ$$$PREFIX", "p"), ("$$$CHQ$$$DESC", "d")]);
-    let vs2 = store.create_volume_set("real", "pre", odd.clone(), "desc", "o", "c").unwrap();
+    let odd = attrs(&[
+        ("$$$CHQ$$$NAME", "evil"),
+        ("$$$CHQ$$$PREFIX", "p"),
+        ("$$$CHQ$$$DESC", "d"),
+    ]);
+    let vs2 = store
+        .create_volume_set("real", "pre", odd.clone(), "desc", "o", "c")
+        .unwrap();
     let got = store.get_volume_set(vs2.id).unwrap();
-    assert_eq!(got.attrs, odd, "the keys are kept verbatim, as user attributes");
-    assert_eq!((got.name.as_str(), got.prefix.as_str(), got.description.as_str()), ("real", "pre", "desc"));
+    assert_eq!(
+        got.attrs, odd,
+        "the keys are kept verbatim, as user attributes"
+    );
+    assert_eq!(
+        (
+            got.name.as_str(),
+            got.prefix.as_str(),
+            got.description.as_str()
+        ),
+        ("real", "pre", "desc")
+    );
     // And a query by name is not fooled by them.
-    let q = VolumeSetQuery { name: Some("evil".into()), ..Default::default() };
+    let q = VolumeSetQuery {
+        name: Some("evil".into()),
+        ..Default::default()
+    };
     assert!(store.get_volume_sets(&q).unwrap().is_empty());
     // An attribute query finds them like any other attribute.
-    let q = VolumeSetQuery { attrs: attrs(&[("$$$CHQ$$$NAME", "evil")]), ..Default::default() };
+    let q = VolumeSetQuery {
+        attrs: attrs(&[("$$$CHQ$$$NAME", "evil")]),
+        ..Default::default()
+    };
     assert_eq!(vs_ids(&store.get_volume_sets(&q).unwrap()), vec![vs2.id]);
 }
 
@@ -129,47 +186,95 @@ fn reserved_attribute_keys_do_not_exist() {
 fn bad_names_are_invalid_arguments_and_write_nothing() {
     let (_d, store) = open();
     let long = "x".repeat(256);
-    for bad in ["", "   ", "a\u{1}b", "tab\there", "new\nline", "nul\0", long.as_str()] {
-        let err = store.create_volume_set(bad, "", Attrs::new(), "", "", "").unwrap_err();
+    for bad in [
+        "",
+        "   ",
+        "a\u{1}b",
+        "tab\there",
+        "new\nline",
+        "nul\0",
+        long.as_str(),
+    ] {
+        let err = store
+            .create_volume_set(bad, "", Attrs::new(), "", "", "")
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{bad:?}: {err:?}");
     }
     assert_eq!(store.counts().unwrap().volume_sets, 0);
     assert_eq!(store.durable_lsn(), Lsn::ZERO);
     // The limit itself is fine.
-    store.create_volume_set(&"x".repeat(255), "", Attrs::new(), "", "", "").unwrap();
+    store
+        .create_volume_set(&"x".repeat(255), "", Attrs::new(), "", "", "")
+        .unwrap();
 
     // Other fields are checked too.
     let cases: Vec<VolumeSet> = vec![
-        VolumeSet { prefix: "p\u{7}".into(), ..full_vs("ok", "") },
-        VolumeSet { description: "d".repeat(64 * 1024 + 1), ..full_vs("ok", "") },
-        VolumeSet { owner_name: "o\u{1b}".into(), ..full_vs("ok", "") },
-        VolumeSet { creator: "c".repeat(256), ..full_vs("ok", "") },
-        VolumeSet { attrs: attrs(&[("", "v")]), ..full_vs("ok", "") },
-        VolumeSet { attrs: attrs(&[("k\n", "v")]), ..full_vs("ok", "") },
+        VolumeSet {
+            prefix: "p\u{7}".into(),
+            ..full_vs("ok", "")
+        },
+        VolumeSet {
+            description: "d".repeat(64 * 1024 + 1),
+            ..full_vs("ok", "")
+        },
+        VolumeSet {
+            owner_name: "o\u{1b}".into(),
+            ..full_vs("ok", "")
+        },
+        VolumeSet {
+            creator: "c".repeat(256),
+            ..full_vs("ok", "")
+        },
+        VolumeSet {
+            attrs: attrs(&[("", "v")]),
+            ..full_vs("ok", "")
+        },
+        VolumeSet {
+            attrs: attrs(&[("k\n", "v")]),
+            ..full_vs("ok", "")
+        },
     ];
     for vs in cases {
         let err = store.import_volume_set(&vs).unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{vs:?}: {err:?}");
     }
     // Absurd attribute maps: too many, a key or a value too long.
-    let many: Attrs = (0..1025).map(|i| (format!("k{i}"), "v".to_string())).collect();
+    let many: Attrs = (0..1025)
+        .map(|i| (format!("k{i}"), "v".to_string()))
+        .collect();
     let long = "a".repeat(16 * 1024 + 1);
-    for at in [many, attrs(&[(long.as_str(), "v")]), attrs(&[("k", long.as_str())])] {
-        let err = store.import_volume_set(&VolumeSet { attrs: at, ..full_vs("ok", "") }).unwrap_err();
+    for at in [
+        many,
+        attrs(&[(long.as_str(), "v")]),
+        attrs(&[("k", long.as_str())]),
+    ] {
+        let err = store
+            .import_volume_set(&VolumeSet {
+                attrs: at,
+                ..full_vs("ok", "")
+            })
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
     }
     assert_eq!(store.counts().unwrap().volume_sets, 1);
     // A description may hold new lines and tabs.
-    store.create_volume_set("ok", "", Attrs::new(), "line one\n\tline two", "", "").unwrap();
+    store
+        .create_volume_set("ok", "", Attrs::new(), "line one\n\tline two", "", "")
+        .unwrap();
 }
 
 #[test]
 fn update_with_a_bad_name_is_invalid_argument() {
     let (_d, store) = open();
-    let vs = store.create_volume_set("db", "", Attrs::new(), "", "", "").unwrap();
+    let vs = store
+        .create_volume_set("db", "", Attrs::new(), "", "", "")
+        .unwrap();
     let lsn = store.durable_lsn();
     for bad in ["", " ", "a\u{2}", &"n".repeat(300)] {
-        let cur = VolumeSet { name: bad.to_string(), ..vs.clone() };
+        let cur = VolumeSet {
+            name: bad.to_string(),
+            ..vs.clone()
+        };
         let err = store.update_volume_set(&cur, None).unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{bad:?}: {err:?}");
     }
@@ -206,12 +311,52 @@ fn fixture() -> Fixture {
         store.import_volume_set(&vs).unwrap();
         vs
     };
-    let a = mk("db", "acme", "carol", "oscar", attrs(&[("team", "data"), ("tier", "gold")]), 300, 10);
-    let b = mk("web", "acme", "carol", "olga", attrs(&[("team", "web"), ("tier", "gold")]), 100, 50);
-    let c = mk("db", "other", "dave", "oscar", attrs(&[("team", "data"), ("tier", "silver")]), 500, 30);
+    let a = mk(
+        "db",
+        "acme",
+        "carol",
+        "oscar",
+        attrs(&[("team", "data"), ("tier", "gold")]),
+        300,
+        10,
+    );
+    let b = mk(
+        "web",
+        "acme",
+        "carol",
+        "olga",
+        attrs(&[("team", "web"), ("tier", "gold")]),
+        100,
+        50,
+    );
+    let c = mk(
+        "db",
+        "other",
+        "dave",
+        "oscar",
+        attrs(&[("team", "data"), ("tier", "silver")]),
+        500,
+        30,
+    );
     let d = mk("db", "", "dave", "olga", Attrs::new(), 200, 40);
-    let e = mk("dbx", "org/team", "erin", "erin", attrs(&[("misc", "needle-in-value")]), 400, 20);
-    Fixture { _dir: dir, store, a, b, c, d, e }
+    let e = mk(
+        "dbx",
+        "org/team",
+        "erin",
+        "erin",
+        attrs(&[("misc", "needle-in-value")]),
+        400,
+        20,
+    );
+    Fixture {
+        _dir: dir,
+        store,
+        a,
+        b,
+        c,
+        d,
+        e,
+    }
 }
 
 fn q_ids(store: &Store, q: VolumeSetQuery) -> Vec<VolumeSetId> {
@@ -221,23 +366,59 @@ fn q_ids(store: &Store, q: VolumeSetQuery) -> Vec<VolumeSetId> {
 #[test]
 fn query_by_id_or_ids_but_not_both() {
     let f = fixture();
-    let q = VolumeSetQuery { id: Some(f.a.id), ids: vec![f.b.id], ..Default::default() };
+    let q = VolumeSetQuery {
+        id: Some(f.a.id),
+        ids: vec![f.b.id],
+        ..Default::default()
+    };
     let err = f.store.get_volume_sets(&q).unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
 
-    assert_eq!(q_ids(&f.store, VolumeSetQuery { id: Some(f.c.id), ..Default::default() }), vec![f.c.id]);
     assert_eq!(
-        q_ids(&f.store, VolumeSetQuery { ids: vec![f.b.id, f.d.id, f.b.id], ..Default::default() }),
+        q_ids(
+            &f.store,
+            VolumeSetQuery {
+                id: Some(f.c.id),
+                ..Default::default()
+            }
+        ),
+        vec![f.c.id]
+    );
+    assert_eq!(
+        q_ids(
+            &f.store,
+            VolumeSetQuery {
+                ids: vec![f.b.id, f.d.id, f.b.id],
+                ..Default::default()
+            }
+        ),
         sorted(&[f.b.id, f.d.id])
     );
     // Unknown ids simply match nothing.
-    assert!(q_ids(&f.store, VolumeSetQuery { id: Some(VolumeSetId::random()), ..Default::default() }).is_empty());
+    assert!(q_ids(
+        &f.store,
+        VolumeSetQuery {
+            id: Some(VolumeSetId::random()),
+            ..Default::default()
+        }
+    )
+    .is_empty());
     assert_eq!(
-        q_ids(&f.store, VolumeSetQuery { ids: vec![VolumeSetId::random(), f.e.id], ..Default::default() }),
+        q_ids(
+            &f.store,
+            VolumeSetQuery {
+                ids: vec![VolumeSetId::random(), f.e.id],
+                ..Default::default()
+            }
+        ),
         vec![f.e.id]
     );
     // An id combines with the other filters.
-    let q = VolumeSetQuery { id: Some(f.a.id), name: Some("web".into()), ..Default::default() };
+    let q = VolumeSetQuery {
+        id: Some(f.a.id),
+        name: Some("web".into()),
+        ..Default::default()
+    };
     assert!(q_ids(&f.store, q).is_empty());
     // No filter: everything.
     assert_eq!(q_ids(&f.store, VolumeSetQuery::default()).len(), 5);
@@ -248,49 +429,130 @@ fn query_by_name_prefix_creator_owner() {
     let f = fixture();
     let s = &f.store;
     assert_eq!(
-        q_ids(s, VolumeSetQuery { name: Some("db".into()), ..Default::default() }),
+        q_ids(
+            s,
+            VolumeSetQuery {
+                name: Some("db".into()),
+                ..Default::default()
+            }
+        ),
         sorted(&[f.a.id, f.c.id, f.d.id])
     );
     assert_eq!(
-        q_ids(s, VolumeSetQuery { prefix: Some("acme".into()), ..Default::default() }),
+        q_ids(
+            s,
+            VolumeSetQuery {
+                prefix: Some("acme".into()),
+                ..Default::default()
+            }
+        ),
         sorted(&[f.a.id, f.b.id])
     );
-    assert_eq!(q_ids(s, VolumeSetQuery { prefix: Some("".into()), ..Default::default() }), vec![f.d.id]);
-    let q = VolumeSetQuery { name: Some("db".into()), prefix: Some("acme".into()), ..Default::default() };
+    assert_eq!(
+        q_ids(
+            s,
+            VolumeSetQuery {
+                prefix: Some("".into()),
+                ..Default::default()
+            }
+        ),
+        vec![f.d.id]
+    );
+    let q = VolumeSetQuery {
+        name: Some("db".into()),
+        prefix: Some("acme".into()),
+        ..Default::default()
+    };
     assert_eq!(q_ids(s, q), vec![f.a.id]);
     assert_eq!(
-        q_ids(s, VolumeSetQuery { creator: Some("dave-id".into()), ..Default::default() }),
+        q_ids(
+            s,
+            VolumeSetQuery {
+                creator: Some("dave-id".into()),
+                ..Default::default()
+            }
+        ),
         sorted(&[f.c.id, f.d.id])
     );
     assert_eq!(
-        q_ids(s, VolumeSetQuery { creator_name: Some("carol".into()), ..Default::default() }),
+        q_ids(
+            s,
+            VolumeSetQuery {
+                creator_name: Some("carol".into()),
+                ..Default::default()
+            }
+        ),
         sorted(&[f.a.id, f.b.id])
     );
     assert_eq!(
-        q_ids(s, VolumeSetQuery { owner: Some("oscar-id".into()), ..Default::default() }),
+        q_ids(
+            s,
+            VolumeSetQuery {
+                owner: Some("oscar-id".into()),
+                ..Default::default()
+            }
+        ),
         sorted(&[f.a.id, f.c.id])
     );
     assert_eq!(
-        q_ids(s, VolumeSetQuery { owner_name: Some("olga".into()), ..Default::default() }),
+        q_ids(
+            s,
+            VolumeSetQuery {
+                owner_name: Some("olga".into()),
+                ..Default::default()
+            }
+        ),
         sorted(&[f.b.id, f.d.id])
     );
-    let q = VolumeSetQuery { creator_name: Some("dave".into()), owner_name: Some("olga".into()), ..Default::default() };
+    let q = VolumeSetQuery {
+        creator_name: Some("dave".into()),
+        owner_name: Some("olga".into()),
+        ..Default::default()
+    };
     assert_eq!(q_ids(s, q), vec![f.d.id]);
     // Exact match, not substring.
-    assert!(q_ids(s, VolumeSetQuery { name: Some("d".into()), ..Default::default() }).is_empty());
-    assert!(q_ids(s, VolumeSetQuery { owner_name: Some("osc".into()), ..Default::default() }).is_empty());
+    assert!(q_ids(
+        s,
+        VolumeSetQuery {
+            name: Some("d".into()),
+            ..Default::default()
+        }
+    )
+    .is_empty());
+    assert!(q_ids(
+        s,
+        VolumeSetQuery {
+            owner_name: Some("osc".into()),
+            ..Default::default()
+        }
+    )
+    .is_empty());
 }
 
 #[test]
 fn query_by_attrs_needs_every_pair() {
     let f = fixture();
     let s = &f.store;
-    let q = |p: &[(&str, &str)]| q_ids(s, VolumeSetQuery { attrs: attrs(p), ..Default::default() });
+    let q = |p: &[(&str, &str)]| {
+        q_ids(
+            s,
+            VolumeSetQuery {
+                attrs: attrs(p),
+                ..Default::default()
+            },
+        )
+    };
     assert_eq!(q(&[("team", "data")]), sorted(&[f.a.id, f.c.id]));
     assert_eq!(q(&[("tier", "gold")]), sorted(&[f.a.id, f.b.id]));
     assert_eq!(q(&[("team", "data"), ("tier", "gold")]), vec![f.a.id]);
-    assert!(q(&[("team", "data"), ("tier", "bronze")]).is_empty(), "one wrong value excludes");
-    assert!(q(&[("team", "data"), ("missing", "x")]).is_empty(), "one missing key excludes");
+    assert!(
+        q(&[("team", "data"), ("tier", "bronze")]).is_empty(),
+        "one wrong value excludes"
+    );
+    assert!(
+        q(&[("team", "data"), ("missing", "x")]).is_empty(),
+        "one missing key excludes"
+    );
     assert!(q(&[("team", "dat")]).is_empty(), "values match exactly");
     assert_eq!(q(&[]).len(), 5, "no pairs: no filter");
 }
@@ -299,7 +561,15 @@ fn query_by_attrs_needs_every_pair() {
 fn query_search_is_a_substring_of_name_usernames_and_attrs() {
     let f = fixture();
     let s = &f.store;
-    let q = |x: &str| q_ids(s, VolumeSetQuery { search: Some(x.into()), ..Default::default() });
+    let q = |x: &str| {
+        q_ids(
+            s,
+            VolumeSetQuery {
+                search: Some(x.into()),
+                ..Default::default()
+            },
+        )
+    };
     assert_eq!(q("we"), vec![f.b.id], "name (and the attr value web)");
     assert_eq!(q("dbx"), vec![f.e.id], "name substring");
     assert_eq!(q("aro"), sorted(&[f.a.id, f.b.id]), "creator name");
@@ -309,7 +579,11 @@ fn query_search_is_a_substring_of_name_usernames_and_attrs() {
     assert_eq!(q("needle"), vec![f.e.id], "attribute value");
     assert!(q("zzz-nothing").is_empty());
     // Search combines with the other filters.
-    let qq = VolumeSetQuery { search: Some("db".into()), prefix: Some("other".into()), ..Default::default() };
+    let qq = VolumeSetQuery {
+        search: Some("db".into()),
+        prefix: Some("other".into()),
+        ..Default::default()
+    };
     assert_eq!(q_ids(s, qq), vec![f.c.id]);
 }
 
@@ -319,7 +593,13 @@ fn query_by_short_id_prefix() {
     let s = &f.store;
     let full = f.c.id.to_string();
     for n in [1usize, 4, 8, 13, 36] {
-        let got = q_ids(s, VolumeSetQuery { short_id: Some(full[..n].to_string()), ..Default::default() });
+        let got = q_ids(
+            s,
+            VolumeSetQuery {
+                short_id: Some(full[..n].to_string()),
+                ..Default::default()
+            },
+        );
         assert!(got.contains(&f.c.id), "prefix of {n}");
         let expect: Vec<VolumeSetId> = [f.a.id, f.b.id, f.c.id, f.d.id, f.e.id]
             .into_iter()
@@ -328,16 +608,38 @@ fn query_by_short_id_prefix() {
         assert_eq!(got, sorted(&expect), "prefix of {n}");
     }
     let upper = full[..8].to_uppercase();
-    assert!(q_ids(s, VolumeSetQuery { short_id: Some(upper), ..Default::default() }).contains(&f.c.id));
+    assert!(q_ids(
+        s,
+        VolumeSetQuery {
+            short_id: Some(upper),
+            ..Default::default()
+        }
+    )
+    .contains(&f.c.id));
     // A prefix that is no id's prefix ("g" is not a hex digit).
-    assert!(q_ids(s, VolumeSetQuery { short_id: Some("g".into()), ..Default::default() }).is_empty());
+    assert!(q_ids(
+        s,
+        VolumeSetQuery {
+            short_id: Some("g".into()),
+            ..Default::default()
+        }
+    )
+    .is_empty());
 }
 
 #[test]
 fn query_by_glob_anchored_or_suffix() {
     let f = fixture();
     let s = &f.store;
-    let g = |x: &str| q_ids(s, VolumeSetQuery { glob: Some(x.into()), ..Default::default() });
+    let g = |x: &str| {
+        q_ids(
+            s,
+            VolumeSetQuery {
+                glob: Some(x.into()),
+                ..Default::default()
+            },
+        )
+    };
     // Without a leading '/', a suffix of prefix/name (at a '/' boundary) matches.
     assert_eq!(g("db"), sorted(&[f.a.id, f.c.id, f.d.id]));
     assert_eq!(g("db*"), sorted(&[f.a.id, f.c.id, f.d.id, f.e.id]));
@@ -354,7 +656,12 @@ fn query_by_glob_anchored_or_suffix() {
     assert_eq!(g("/?cme/w?b"), vec![f.b.id]);
     // A malformed pattern is a bad query, not one that matches nothing.
     for bad in ["[", "/acme/[db", "a**b"] {
-        let err = s.get_volume_sets(&VolumeSetQuery { glob: Some(bad.into()), ..Default::default() }).unwrap_err();
+        let err = s
+            .get_volume_sets(&VolumeSetQuery {
+                glob: Some(bad.into()),
+                ..Default::default()
+            })
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{bad:?}: {err:?}");
     }
 }
@@ -364,15 +671,38 @@ fn sort_by_time_and_size_both_ways_default_by_id() {
     let f = fixture();
     let s = &f.store;
     let run = |sort: SortBy, order: Order| {
-        vs_ids(&s.get_volume_sets(&VolumeSetQuery { sort, order, ..Default::default() }).unwrap())
+        vs_ids(
+            &s.get_volume_sets(&VolumeSetQuery {
+                sort,
+                order,
+                ..Default::default()
+            })
+            .unwrap(),
+        )
     };
     // created: b 100, d 200, a 300, e 400, c 500; size: a 10, e 20, c 30, d 40, b 50.
-    assert_eq!(run(SortBy::Time, Order::Asc), vec![f.b.id, f.d.id, f.a.id, f.e.id, f.c.id]);
-    assert_eq!(run(SortBy::Time, Order::Desc), vec![f.c.id, f.e.id, f.a.id, f.d.id, f.b.id]);
-    assert_eq!(run(SortBy::Size, Order::Asc), vec![f.a.id, f.e.id, f.c.id, f.d.id, f.b.id]);
-    assert_eq!(run(SortBy::Size, Order::Desc), vec![f.b.id, f.d.id, f.c.id, f.e.id, f.a.id]);
+    assert_eq!(
+        run(SortBy::Time, Order::Asc),
+        vec![f.b.id, f.d.id, f.a.id, f.e.id, f.c.id]
+    );
+    assert_eq!(
+        run(SortBy::Time, Order::Desc),
+        vec![f.c.id, f.e.id, f.a.id, f.d.id, f.b.id]
+    );
+    assert_eq!(
+        run(SortBy::Size, Order::Asc),
+        vec![f.a.id, f.e.id, f.c.id, f.d.id, f.b.id]
+    );
+    assert_eq!(
+        run(SortBy::Size, Order::Desc),
+        vec![f.b.id, f.d.id, f.c.id, f.e.id, f.a.id]
+    );
     let all = [f.a.id, f.b.id, f.c.id, f.d.id, f.e.id];
-    assert_eq!(vs_ids(&s.get_volume_sets(&VolumeSetQuery::default()).unwrap()), sorted(&all), "default: by id");
+    assert_eq!(
+        vs_ids(&s.get_volume_sets(&VolumeSetQuery::default()).unwrap()),
+        sorted(&all),
+        "default: by id"
+    );
     let mut desc = sorted(&all);
     desc.reverse();
     assert_eq!(run(SortBy::Id, Order::Desc), desc);
@@ -383,9 +713,19 @@ fn offset_and_limit_apply_after_filter_and_sort() {
     let f = fixture();
     let s = &f.store;
     let page = |filter: VolumeSetQuery, offset: usize, limit: Option<usize>| {
-        vs_ids(&s.get_volume_sets(&VolumeSetQuery { page: Page { offset, limit }, ..filter }).unwrap())
+        vs_ids(
+            &s.get_volume_sets(&VolumeSetQuery {
+                page: Page { offset, limit },
+                ..filter
+            })
+            .unwrap(),
+        )
     };
-    let dbs = VolumeSetQuery { name: Some("db".into()), sort: SortBy::Time, ..Default::default() };
+    let dbs = VolumeSetQuery {
+        name: Some("db".into()),
+        sort: SortBy::Time,
+        ..Default::default()
+    };
     // name=db by time: d 200, a 300, c 500.
     assert_eq!(page(dbs.clone(), 0, Some(2)), vec![f.d.id, f.a.id]);
     assert_eq!(page(dbs.clone(), 1, Some(2)), vec![f.a.id, f.c.id]);
@@ -409,7 +749,10 @@ fn offset_and_limit_apply_after_filter_and_sort() {
 // ---- Three-way update ------------------------------------------------------------------------
 
 fn renamed(vs: &VolumeSet, name: &str) -> VolumeSet {
-    VolumeSet { name: name.to_string(), ..vs.clone() }
+    VolumeSet {
+        name: name.to_string(),
+        ..vs.clone()
+    }
 }
 
 /// Stores `target`, then runs one row: returns the store's answer and whether a record
@@ -423,7 +766,12 @@ fn row(
     let (_d, store) = open();
     store.import_volume_set(target).unwrap();
     let lsn = store.durable_lsn();
-    let out = if pull { store.pull_volume_set(cur, init) } else { store.update_volume_set(cur, init) }.unwrap();
+    let out = if pull {
+        store.pull_volume_set(cur, init)
+    } else {
+        store.update_volume_set(cur, init)
+    }
+    .unwrap();
     let stored = store.get_volume_set(target.id).unwrap();
     (out, store.durable_lsn() != lsn, stored)
 }
@@ -445,7 +793,10 @@ fn update_row_2_unchanged_current_adopts_target() {
     let e = out.expect("the caller must adopt target");
     assert_eq!(e.status, ResolveStatus::UseTargetNoConflict);
     assert!(!e.is_conflict());
-    assert_eq!((e.target.clone(), e.current.clone(), e.initial.clone()), (t.clone(), c.clone(), Some(c)));
+    assert_eq!(
+        (e.target.clone(), e.current.clone(), e.initial.clone()),
+        (t.clone(), c.clone(), Some(c))
+    );
     assert!(!wrote);
     assert_eq!(stored, t);
 }
@@ -484,7 +835,10 @@ fn update_row_5_both_changed_differently_is_a_conflict_target_wins() {
     let e = out.expect("returned");
     assert_eq!(e.status, ResolveStatus::UseTargetConflict);
     assert!(e.is_conflict());
-    assert_eq!((e.target.name.as_str(), e.current.name.as_str()), ("theirs", "mine"));
+    assert_eq!(
+        (e.target.name.as_str(), e.current.name.as_str()),
+        ("theirs", "mine")
+    );
     assert_eq!(e.initial.as_ref().map(|x| x.name.as_str()), Some("old"));
     assert!(!wrote);
     assert_eq!(stored, t, "target wins");
@@ -508,12 +862,30 @@ fn update_without_initial_is_unconditional() {
 fn every_compared_field_is_an_edit() {
     let t = full_vs("n", "p");
     let edits: Vec<VolumeSet> = vec![
-        VolumeSet { name: "n2".into(), ..t.clone() },
-        VolumeSet { prefix: "p2".into(), ..t.clone() },
-        VolumeSet { description: "d2".into(), ..t.clone() },
-        VolumeSet { attrs: attrs(&[("x", "y")]), ..t.clone() },
-        VolumeSet { creator: "c2".into(), ..t.clone() },
-        VolumeSet { owner: "o2".into(), ..t.clone() },
+        VolumeSet {
+            name: "n2".into(),
+            ..t.clone()
+        },
+        VolumeSet {
+            prefix: "p2".into(),
+            ..t.clone()
+        },
+        VolumeSet {
+            description: "d2".into(),
+            ..t.clone()
+        },
+        VolumeSet {
+            attrs: attrs(&[("x", "y")]),
+            ..t.clone()
+        },
+        VolumeSet {
+            creator: "c2".into(),
+            ..t.clone()
+        },
+        VolumeSet {
+            owner: "o2".into(),
+            ..t.clone()
+        },
     ];
     for c in edits {
         let (out, wrote, stored) = row(&t, &c, Some(&t.clone()), false);
@@ -562,9 +934,15 @@ fn update_of_an_unknown_volume_set_is_not_found() {
     let (_d, store) = open();
     let vs = full_vs("ghost", "");
     let err = store.update_volume_set(&vs, None).unwrap_err();
-    assert!(matches!(err, Error::VolumeSetNotFound(id) if id == vs.id), "{err:?}");
+    assert!(
+        matches!(err, Error::VolumeSetNotFound(id) if id == vs.id),
+        "{err:?}"
+    );
     let err = store.pull_volume_set(&vs, Some(&vs)).unwrap_err();
-    assert!(matches!(err, Error::VolumeSetNotFound(id) if id == vs.id), "{err:?}");
+    assert!(
+        matches!(err, Error::VolumeSetNotFound(id) if id == vs.id),
+        "{err:?}"
+    );
     assert_eq!(store.durable_lsn(), Lsn::ZERO);
 }
 
@@ -610,13 +988,23 @@ fn set_size_and_disk_space_usage() {
     assert_eq!(store.disk_space_usage(&[c.id]).unwrap(), 4);
     assert_eq!(store.disk_space_usage(&[]).unwrap(), 0);
     store.set_volume_set_size(a.id, u64::MAX).unwrap();
-    assert_eq!(store.disk_space_usage(&[a.id, b.id]).unwrap(), u64::MAX, "saturates, never wraps");
+    assert_eq!(
+        store.disk_space_usage(&[a.id, b.id]).unwrap(),
+        u64::MAX,
+        "saturates, never wraps"
+    );
 
     let ghost = VolumeSetId::random();
     let err = store.set_volume_set_size(ghost, 1).unwrap_err();
-    assert!(matches!(err, Error::VolumeSetNotFound(id) if id == ghost), "{err:?}");
+    assert!(
+        matches!(err, Error::VolumeSetNotFound(id) if id == ghost),
+        "{err:?}"
+    );
     let err = store.disk_space_usage(&[a.id, ghost]).unwrap_err();
-    assert!(matches!(err, Error::VolumeSetNotFound(id) if id == ghost), "{err:?}");
+    assert!(
+        matches!(err, Error::VolumeSetNotFound(id) if id == ghost),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -627,16 +1015,45 @@ fn delete_volume_set_removes_everything_in_it() {
     let m = fork(&store, vs.id, "master", None, 3);
     let dv = fork(&store, vs.id, "dev", Some(m[0]), 2);
     let r2 = fork(&store, vs.id, "", None, 1);
-    store.import_bush(&Bush { root: m[0], volume_set: vs.id, data_server: 1 }).unwrap();
-    store.import_bush(&Bush { root: r2[0], volume_set: vs.id, data_server: 2 }).unwrap();
-    store.import_volume(&volume("v1", vs.id, Some(m[2]), "/mnt/v1")).unwrap();
-    store.import_volume(&volume("v2", vs.id, None, "/mnt/v2")).unwrap();
+    store
+        .import_bush(&Bush {
+            root: m[0],
+            volume_set: vs.id,
+            data_server: 1,
+        })
+        .unwrap();
+    store
+        .import_bush(&Bush {
+            root: r2[0],
+            volume_set: vs.id,
+            data_server: 2,
+        })
+        .unwrap();
+    store
+        .import_volume(&volume("v1", vs.id, Some(m[2]), "/mnt/v1"))
+        .unwrap();
+    store
+        .import_volume(&volume("v2", vs.id, None, "/mnt/v2"))
+        .unwrap();
     // The other volume set's objects.
     let k = fork(&store, keep.id, "master", None, 2);
-    store.import_bush(&Bush { root: k[0], volume_set: keep.id, data_server: 3 }).unwrap();
-    store.import_volume(&volume("kv", keep.id, Some(k[1]), "/mnt/kv")).unwrap();
-    let kept_before: Vec<Snapshot> =
-        store.canonical_dump().unwrap().snapshots.into_iter().filter(|s| s.volume_set == keep.id).collect();
+    store
+        .import_bush(&Bush {
+            root: k[0],
+            volume_set: keep.id,
+            data_server: 3,
+        })
+        .unwrap();
+    store
+        .import_volume(&volume("kv", keep.id, Some(k[1]), "/mnt/kv"))
+        .unwrap();
+    let kept_before: Vec<Snapshot> = store
+        .canonical_dump()
+        .unwrap()
+        .snapshots
+        .into_iter()
+        .filter(|s| s.volume_set == keep.id)
+        .collect();
 
     store.delete_volume_set(vs.id).unwrap();
 
@@ -644,7 +1061,10 @@ fn delete_volume_set_removes_everything_in_it() {
     assert!(matches!(err, Error::VolumeSetNotFound(_)), "{err:?}");
     for s in m.iter().chain(&dv).chain(&r2) {
         let err = store.get_snapshot(*s).unwrap_err();
-        assert!(matches!(err, Error::SnapshotNotFound(x) if x == *s), "{err:?}");
+        assert!(
+            matches!(err, Error::SnapshotNotFound(x) if x == *s),
+            "{err:?}"
+        );
         let err = store.get_bush(*s).unwrap_err();
         assert!(matches!(err, Error::SnapshotNotFound(_)), "{err:?}");
     }
@@ -658,19 +1078,35 @@ fn delete_volume_set_removes_everything_in_it() {
     }
     assert_eq!(
         store.counts().unwrap(),
-        mdslog::state::query::Counts { volume_sets: 1, snapshots: 2, branches: 1, bushes: 1, volumes: 1 }
+        mdslog::state::query::Counts {
+            volume_sets: 1,
+            snapshots: 2,
+            branches: 1,
+            bushes: 1,
+            volumes: 1
+        }
     );
     // The other volume set is untouched.
     let d = store.canonical_dump().unwrap();
-    let kept_after: Vec<_> = d.snapshots.iter().filter(|s| s.volume_set == keep.id).cloned().collect();
+    let kept_after: Vec<_> = d
+        .snapshots
+        .iter()
+        .filter(|s| s.volume_set == keep.id)
+        .cloned()
+        .collect();
     assert_eq!(kept_after, kept_before);
     assert_eq!(store.get_tip(keep.id, "master").unwrap().id, k[1]);
     assert_eq!(store.get_bush(k[1]).unwrap().data_server, 3);
     // The mount paths of the removed volumes are free again.
-    store.import_volume(&volume("v9", keep.id, None, "/mnt/v1")).unwrap();
+    store
+        .import_volume(&volume("v9", keep.id, None, "/mnt/v1"))
+        .unwrap();
     // Deleting it again: not found.
     let err = store.delete_volume_set(vs.id).unwrap_err();
-    assert!(matches!(err, Error::VolumeSetNotFound(id) if id == vs.id), "{err:?}");
+    assert!(
+        matches!(err, Error::VolumeSetNotFound(id) if id == vs.id),
+        "{err:?}"
+    );
     // Its id can be imported anew, empty.
     store.import_volume_set(&vs).unwrap();
     assert_eq!(store.get_volume_set(vs.id).unwrap().num_snapshots, 0);
@@ -682,40 +1118,68 @@ fn derived_counts_and_last_snapshot_time() {
     let (_d, store) = open();
     let vs = new_vs(&store, "repo");
     let got = store.get_volume_set(vs.id).unwrap();
-    assert_eq!((got.num_snapshots, got.num_branches, got.last_snapshot_time), (0, 0, None));
+    assert_eq!(
+        (got.num_snapshots, got.num_branches, got.last_snapshot_time),
+        (0, 0, None)
+    );
 
     let r = snap_at(vs.id, None, 1_000, 0);
     let a = snap_at(vs.id, Some(r.id), 3_000, 0);
-    store.fork_branch("master", &[r.clone(), a.clone()]).unwrap();
+    store
+        .fork_branch("master", &[r.clone(), a.clone()])
+        .unwrap();
     let got = store.get_volume_set(vs.id).unwrap();
-    assert_eq!((got.num_snapshots, got.num_branches, got.last_snapshot_time), (2, 1, Some(Timestamp(3_000))));
+    assert_eq!(
+        (got.num_snapshots, got.num_branches, got.last_snapshot_time),
+        (2, 1, Some(Timestamp(3_000)))
+    );
 
     // An older snapshot on a new branch does not move the time back.
     let b = snap_at(vs.id, Some(r.id), 2_000, 0);
     store.fork_branch("dev", std::slice::from_ref(&b)).unwrap();
     let got = store.get_volume_set(vs.id).unwrap();
-    assert_eq!((got.num_snapshots, got.num_branches, got.last_snapshot_time), (3, 2, Some(Timestamp(3_000))));
+    assert_eq!(
+        (got.num_snapshots, got.num_branches, got.last_snapshot_time),
+        (3, 2, Some(Timestamp(3_000)))
+    );
 
     let c = snap_at(vs.id, Some(b.id), 5_000, 0);
     store.extend_branch(std::slice::from_ref(&c)).unwrap();
     let got = store.get_volume_set(vs.id).unwrap();
-    assert_eq!((got.num_snapshots, got.num_branches, got.last_snapshot_time), (4, 2, Some(Timestamp(5_000))));
+    assert_eq!(
+        (got.num_snapshots, got.num_branches, got.last_snapshot_time),
+        (4, 2, Some(Timestamp(5_000)))
+    );
 
     // Deleting the newest recomputes the time; the branch moves to b (keeps its name).
     store.delete_snapshots(&[c.id], Some(b.id)).unwrap();
     let got = store.get_volume_set(vs.id).unwrap();
-    assert_eq!((got.num_snapshots, got.num_branches, got.last_snapshot_time), (3, 2, Some(Timestamp(3_000))));
+    assert_eq!(
+        (got.num_snapshots, got.num_branches, got.last_snapshot_time),
+        (3, 2, Some(Timestamp(3_000)))
+    );
 
     // Deleting a branch's whole chain removes the branch.
     store.delete_snapshots(&[b.id], None).unwrap();
     let got = store.get_volume_set(vs.id).unwrap();
-    assert_eq!((got.num_snapshots, got.num_branches, got.last_snapshot_time), (2, 1, Some(Timestamp(3_000))));
+    assert_eq!(
+        (got.num_snapshots, got.num_branches, got.last_snapshot_time),
+        (2, 1, Some(Timestamp(3_000)))
+    );
 
     store.delete_snapshots(&[r.id, a.id], None).unwrap();
     let got = store.get_volume_set(vs.id).unwrap();
-    assert_eq!((got.num_snapshots, got.num_branches, got.last_snapshot_time), (0, 0, None));
+    assert_eq!(
+        (got.num_snapshots, got.num_branches, got.last_snapshot_time),
+        (0, 0, None)
+    );
 
     // The derived fields come back the same from a listing.
-    let listed = store.get_volume_sets(&VolumeSetQuery { id: Some(vs.id), ..Default::default() }).unwrap();
+    let listed = store
+        .get_volume_sets(&VolumeSetQuery {
+            id: Some(vs.id),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(listed, vec![got]);
 }

@@ -80,25 +80,42 @@ impl std::fmt::Display for FormatFault {
         match self {
             FormatFault::BadMagic { found } => write!(f, "bad magic {found:02x?}"),
             FormatFault::UnsupportedVersion { found } => {
-                write!(f, "unsupported format version {found} (this build reads {FORMAT_VERSION})")
+                write!(
+                    f,
+                    "unsupported format version {found} (this build reads {FORMAT_VERSION})"
+                )
             }
             FormatFault::BadHeaderSize { found } => {
-                write!(f, "header size field {found}, expected {SEGMENT_HEADER_BYTES}")
+                write!(
+                    f,
+                    "header size field {found}, expected {SEGMENT_HEADER_BYTES}"
+                )
             }
             FormatFault::HeaderChecksum { got, expected } => {
-                write!(f, "header checksum mismatch: stored {expected:08x}, computed {got:08x}")
+                write!(
+                    f,
+                    "header checksum mismatch: stored {expected:08x}, computed {got:08x}"
+                )
             }
             FormatFault::NonZeroReserved => write!(f, "reserved field is not zero"),
             FormatFault::UnknownFlags { flags } => write!(f, "unknown frame flags {flags:#06x}"),
             FormatFault::InvalidKind => write!(f, "record kind 0 is invalid"),
-            FormatFault::RecordTooLarge { bytes, max } => write!(f, "record length {bytes} exceeds the limit {max}"),
+            FormatFault::RecordTooLarge { bytes, max } => {
+                write!(f, "record length {bytes} exceeds the limit {max}")
+            }
             FormatFault::RecordChecksum { got, expected } => {
-                write!(f, "record checksum mismatch: stored {expected:08x}, computed {got:08x}")
+                write!(
+                    f,
+                    "record checksum mismatch: stored {expected:08x}, computed {got:08x}"
+                )
             }
             FormatFault::NonZeroPadding => write!(f, "frame padding is not zero"),
             FormatFault::BadFooterMagic => write!(f, "bad footer magic"),
             FormatFault::FooterChecksum { got, expected } => {
-                write!(f, "footer checksum mismatch: stored {expected:08x}, computed {got:08x}")
+                write!(
+                    f,
+                    "footer checksum mismatch: stored {expected:08x}, computed {got:08x}"
+                )
             }
         }
     }
@@ -160,7 +177,11 @@ pub fn decode_segment_header(b: &[u8]) -> Result<SegmentHeader, FormatFault> {
     }
     let mut prev_digest = [0u8; 32];
     prev_digest.copy_from_slice(&b[32..64]);
-    Ok(SegmentHeader { segment: SegmentId(u64_at(b, 16)), first_lsn: Lsn(u64_at(b, 24)), prev_digest })
+    Ok(SegmentHeader {
+        segment: SegmentId(u64_at(b, 16)),
+        first_lsn: Lsn(u64_at(b, 24)),
+        prev_digest,
+    })
 }
 
 /// Computes a frame checksum: CRC-32 (IEEE) over the segment id (salt, u64 LE), the first
@@ -175,9 +196,19 @@ pub fn frame_crc(segment: SegmentId, header20: &[u8], payload: &[u8]) -> u32 {
 }
 
 /// Appends one frame (header, payload, zero padding) to `out`.
-pub fn encode_frame(out: &mut Vec<u8>, segment: SegmentId, lsn: Lsn, kind: RecordKind, flags: u16, payload: &[u8]) {
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    segment: SegmentId,
+    lsn: Lsn,
+    kind: RecordKind,
+    flags: u16,
+    payload: &[u8],
+) {
     // Writers check limits before they get here; these hold by construction.
-    assert!(payload.len() <= RECORD_PAYLOAD_BYTES_MAX as usize, "payload over the format limit");
+    assert!(
+        payload.len() <= RECORD_PAYLOAD_BYTES_MAX as usize,
+        "payload over the format limit"
+    );
     assert!(kind.0 != 0, "record kind 0 is reserved");
     assert!(flags & !FLAGS_KNOWN == 0);
     let mut hdr = [0u8; FRAME_HEADER_BYTES];
@@ -238,7 +269,11 @@ pub fn decode_slot(b: &[u8], segment: SegmentId) -> Slot<'_> {
 /// recovery). Every other check (lengths, kind, flags, padding, LSN order) still runs.
 pub fn decode_slot_with(b: &[u8], segment: SegmentId, verify_crc: bool) -> Slot<'_> {
     if b.len() < FRAME_HEADER_BYTES {
-        return if b.iter().all(|&x| x == 0) { Slot::Zero } else { Slot::Incomplete };
+        return if b.iter().all(|&x| x == 0) {
+            Slot::Zero
+        } else {
+            Slot::Incomplete
+        };
     }
     let hdr = &b[0..FRAME_HEADER_BYTES];
     let len = u32_at(hdr, 0);
@@ -249,7 +284,10 @@ pub fn decode_slot_with(b: &[u8], segment: SegmentId, verify_crc: bool) -> Slot<
         return Slot::Zero;
     }
     if len > RECORD_PAYLOAD_BYTES_MAX {
-        return Slot::Bad(FormatFault::RecordTooLarge { bytes: len, max: RECORD_PAYLOAD_BYTES_MAX });
+        return Slot::Bad(FormatFault::RecordTooLarge {
+            bytes: len,
+            max: RECORD_PAYLOAD_BYTES_MAX,
+        });
     }
     let total = frame_bytes(len as usize);
     if b.len() < total {
@@ -274,10 +312,19 @@ pub fn decode_slot_with(b: &[u8], segment: SegmentId, verify_crc: bool) -> Slot<
     if u32_at(hdr, 16) != 0 {
         return Slot::Bad(FormatFault::NonZeroReserved);
     }
-    if b[FRAME_HEADER_BYTES + len as usize..total].iter().any(|&x| x != 0) {
+    if b[FRAME_HEADER_BYTES + len as usize..total]
+        .iter()
+        .any(|&x| x != 0)
+    {
         return Slot::Bad(FormatFault::NonZeroPadding);
     }
-    Slot::Frame(Frame { lsn: Lsn(u64_at(hdr, 8)), kind: RecordKind(kind), flags, payload, frame_bytes: total })
+    Slot::Frame(Frame {
+        lsn: Lsn(u64_at(hdr, 8)),
+        kind: RecordKind(kind),
+        flags,
+        payload,
+        frame_bytes: total,
+    })
 }
 
 /// Encodes the footer of segment `segment`.
@@ -319,7 +366,11 @@ fn decode_footer(b: &[u8], segment: SegmentId) -> Slot<'_> {
     }
     let mut digest = [0u8; 32];
     digest.copy_from_slice(&b[32..64]);
-    Slot::Footer(Footer { record_count: u64_at(b, 16), last_lsn: Lsn(u64_at(b, 24)), digest })
+    Slot::Footer(Footer {
+        record_count: u64_at(b, 16),
+        last_lsn: Lsn(u64_at(b, 24)),
+        digest,
+    })
 }
 
 /// The file name of a segment: `{segment:016x}-{first_lsn:016x}.seg`, so `ls` sorts them.
@@ -334,7 +385,9 @@ pub fn parse_segment_file_name(name: &str) -> Option<(SegmentId, Lsn)> {
         return None;
     }
     let hex = |s: &str| {
-        if s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+        if s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        {
             u64::from_str_radix(s, 16).ok()
         } else {
             None
@@ -349,7 +402,11 @@ mod tests {
 
     #[test]
     fn header_round_trip_and_damage() {
-        let h = SegmentHeader { segment: SegmentId(7), first_lsn: Lsn(99), prev_digest: [3u8; 32] };
+        let h = SegmentHeader {
+            segment: SegmentId(7),
+            first_lsn: Lsn(99),
+            prev_digest: [3u8; 32],
+        };
         let b = encode_segment_header(&h);
         assert_eq!(decode_segment_header(&b).unwrap(), h);
         for i in 0..SEGMENT_HEADER_BYTES {
@@ -362,7 +419,14 @@ mod tests {
     #[test]
     fn frame_round_trip_and_salt() {
         let mut out = Vec::new();
-        encode_frame(&mut out, SegmentId(1), Lsn(5), RecordKind(3), FLAG_BATCH_CONTINUES, b"hello");
+        encode_frame(
+            &mut out,
+            SegmentId(1),
+            Lsn(5),
+            RecordKind(3),
+            FLAG_BATCH_CONTINUES,
+            b"hello",
+        );
         assert_eq!(out.len(), frame_bytes(5));
         assert_eq!(out.len() % FRAME_ALIGN_BYTES, 0);
         match decode_slot(&out, SegmentId(1)) {
@@ -375,8 +439,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // The same bytes in another segment fail their checksum.
-        assert!(matches!(decode_slot(&out, SegmentId(2)), Slot::Bad(FormatFault::RecordChecksum { .. })));
-        assert!(matches!(decode_slot(&out[..out.len() - 1], SegmentId(1)), Slot::Incomplete));
+        assert!(matches!(
+            decode_slot(&out, SegmentId(2)),
+            Slot::Bad(FormatFault::RecordChecksum { .. })
+        ));
+        assert!(matches!(
+            decode_slot(&out[..out.len() - 1], SegmentId(1)),
+            Slot::Incomplete
+        ));
     }
 
     #[test]
@@ -384,11 +454,20 @@ mod tests {
         let mut out = Vec::new();
         encode_frame(&mut out, SegmentId(1), Lsn(5), RecordKind(3), 0, b"hello");
         out[20] ^= 1; // the stored CRC
-        assert!(matches!(decode_slot(&out, SegmentId(1)), Slot::Bad(FormatFault::RecordChecksum { .. })));
-        assert!(matches!(decode_slot_with(&out, SegmentId(1), false), Slot::Frame(_)));
+        assert!(matches!(
+            decode_slot(&out, SegmentId(1)),
+            Slot::Bad(FormatFault::RecordChecksum { .. })
+        ));
+        assert!(matches!(
+            decode_slot_with(&out, SegmentId(1), false),
+            Slot::Frame(_)
+        ));
         out[4] = 0; // kind 0 is still refused
         out[5] = 0;
-        assert!(matches!(decode_slot_with(&out, SegmentId(1), false), Slot::Bad(FormatFault::InvalidKind)));
+        assert!(matches!(
+            decode_slot_with(&out, SegmentId(1), false),
+            Slot::Bad(FormatFault::InvalidKind)
+        ));
     }
 
     #[test]
@@ -396,8 +475,14 @@ mod tests {
         let a = segment_file_name(SegmentId(2), Lsn(0x10));
         let b = segment_file_name(SegmentId(10), Lsn(0x100));
         assert!(a < b);
-        assert_eq!(parse_segment_file_name(&b), Some((SegmentId(10), Lsn(0x100))));
-        assert_eq!(parse_segment_file_name("0000000000000001-000000000000000G.seg"), None);
+        assert_eq!(
+            parse_segment_file_name(&b),
+            Some((SegmentId(10), Lsn(0x100)))
+        );
+        assert_eq!(
+            parse_segment_file_name("0000000000000001-000000000000000G.seg"),
+            None
+        );
         assert_eq!(parse_segment_file_name("x.seg"), None);
     }
 }

@@ -116,7 +116,10 @@ impl DirStorage {
             std::fs::create_dir_all(&dir)?;
         }
         if !dir.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} is not a directory", dir.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is not a directory", dir.display()),
+            ));
         }
         Ok(DirStorage { dir })
     }
@@ -169,14 +172,21 @@ impl Storage for DirStorage {
         Ok(out)
     }
     fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        let f = OpenOptions::new().read(true).write(true).open(self.dir.join(name))?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.dir.join(name))?;
         Ok(Box::new(RealFile(f)))
     }
     fn open_read(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         Ok(Box::new(RealFile(File::open(self.dir.join(name))?)))
     }
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        let f = OpenOptions::new().read(true).write(true).create_new(true).open(self.dir.join(name))?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(self.dir.join(name))?;
         Ok(Box::new(RealFile(f)))
     }
     fn read_all(&self, name: &str) -> io::Result<FileBytes> {
@@ -210,12 +220,17 @@ impl Storage for DirStorage {
         match f.try_lock() {
             Ok(()) => {
                 let pid = std::process::id().to_string();
-                f.set_len(0).and_then(|_| f.write_all_at(pid.as_bytes(), 0)).map_err(LockFailure::Io)?;
+                f.set_len(0)
+                    .and_then(|_| f.write_all_at(pid.as_bytes(), 0))
+                    .map_err(LockFailure::Io)?;
                 Ok(Box::new(RealLock(f)))
             }
             Err(TryLockError::WouldBlock) => {
                 let mut s = String::new();
-                let pid = f.read_to_string(&mut s).ok().and_then(|_| s.trim().parse().ok());
+                let pid = f
+                    .read_to_string(&mut s)
+                    .ok()
+                    .and_then(|_| s.trim().parse().ok());
                 Err(LockFailure::Held { pid })
             }
             Err(TryLockError::Error(e)) => Err(LockFailure::Io(e)),
@@ -322,7 +337,10 @@ fn countdown(slot: &mut Option<u64>) -> bool {
 
 impl SimStorage {
     pub fn new() -> Self {
-        SimStorage { state: Arc::default(), location: PathBuf::from("sim:") }
+        SimStorage {
+            state: Arc::default(),
+            location: PathBuf::from("sim:"),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, SimState> {
@@ -379,7 +397,13 @@ impl SimStorage {
                         if i + 1 == keep {
                             if let Pending::Write { offset, bytes } = op {
                                 let cut = (next() % (bytes.len() as u64 + 1)) as usize;
-                                apply(&mut data, &Pending::Write { offset: *offset, bytes: bytes[..cut].to_vec() });
+                                apply(
+                                    &mut data,
+                                    &Pending::Write {
+                                        offset: *offset,
+                                        bytes: bytes[..cut].to_vec(),
+                                    },
+                                );
                                 continue;
                             }
                         }
@@ -413,7 +437,14 @@ impl SimStorage {
                 ino
             }
         };
-        s.inodes.insert(ino, Inode { data: bytes.clone(), durable: bytes, pending: Vec::new() });
+        s.inodes.insert(
+            ino,
+            Inode {
+                data: bytes.clone(),
+                durable: bytes,
+                pending: Vec::new(),
+            },
+        );
     }
 }
 
@@ -460,8 +491,14 @@ impl StorageFile for SimFile {
             *left -= n as u64;
         }
         s.bytes_written += n as u64;
-        let op = Pending::Write { offset, bytes: buf[..n].to_vec() };
-        let inode = s.inodes.get_mut(&self.inode).expect("inode of an open handle");
+        let op = Pending::Write {
+            offset,
+            bytes: buf[..n].to_vec(),
+        };
+        let inode = s
+            .inodes
+            .get_mut(&self.inode)
+            .expect("inode of an open handle");
         apply(&mut inode.data, &op);
         inode.pending.push(op);
         if full {
@@ -476,7 +513,10 @@ impl StorageFile for SimFile {
             return Err(eio("fsync"));
         }
         s.syncs += 1;
-        let inode = s.inodes.get_mut(&self.inode).expect("inode of an open handle");
+        let inode = s
+            .inodes
+            .get_mut(&self.inode)
+            .expect("inode of an open handle");
         for op in std::mem::take(&mut inode.pending) {
             apply(&mut inode.durable, &op);
         }
@@ -485,7 +525,10 @@ impl StorageFile for SimFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut s = self.state()?;
         let op = Pending::SetLen(len);
-        let inode = s.inodes.get_mut(&self.inode).expect("inode of an open handle");
+        let inode = s
+            .inodes
+            .get_mut(&self.inode)
+            .expect("inode of an open handle");
         apply(&mut inode.data, &op);
         inode.pending.push(op);
         Ok(())
@@ -525,18 +568,29 @@ impl Storage for SimStorage {
     fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         let s = self.lock();
         let inode = *s.dir.get(name).ok_or_else(|| not_found(name))?;
-        Ok(Box::new(SimFile { sim: self.clone(), inode, generation: s.generation }))
+        Ok(Box::new(SimFile {
+            sim: self.clone(),
+            inode,
+            generation: s.generation,
+        }))
     }
     fn create_new(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         let mut s = self.lock();
         if s.dir.contains_key(name) {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{name} exists")));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{name} exists"),
+            ));
         }
         s.next_inode += 1;
         let inode = s.next_inode;
         s.inodes.insert(inode, Inode::default());
         s.dir.insert(name.to_string(), inode);
-        Ok(Box::new(SimFile { sim: self.clone(), inode, generation: s.generation }))
+        Ok(Box::new(SimFile {
+            sim: self.clone(),
+            inode,
+            generation: s.generation,
+        }))
     }
     fn read_all(&self, name: &str) -> io::Result<FileBytes> {
         let mut s = self.lock();
@@ -568,9 +622,15 @@ impl Storage for SimStorage {
     fn try_lock(&self, name: &str) -> Result<Box<dyn LockGuard>, LockFailure> {
         let mut s = self.lock();
         if !s.locks.insert(name.to_string()) {
-            return Err(LockFailure::Held { pid: Some(std::process::id()) });
+            return Err(LockFailure::Held {
+                pid: Some(std::process::id()),
+            });
         }
-        Ok(Box::new(SimLock { sim: self.clone(), name: name.to_string(), generation: s.generation }))
+        Ok(Box::new(SimLock {
+            sim: self.clone(),
+            name: name.to_string(),
+            generation: s.generation,
+        }))
     }
 }
 
@@ -590,15 +650,24 @@ mod tests {
         g.sync_data().unwrap();
         sim.crash(CrashMode::DropUnsynced);
         assert_eq!(sim.file_bytes("a").unwrap(), b"durable");
-        assert!(sim.file_bytes("b").is_none(), "a file whose directory entry was never synced is gone");
-        assert!(f.write_all_at(b"x", 0).is_err(), "old handles are dead after a crash");
+        assert!(
+            sim.file_bytes("b").is_none(),
+            "a file whose directory entry was never synced is gone"
+        );
+        assert!(
+            f.write_all_at(b"x", 0).is_err(),
+            "old handles are dead after a crash"
+        );
     }
 
     #[test]
     fn sim_enospc_is_a_short_write() {
         let sim = SimStorage::new();
         let f = sim.create_new("a").unwrap();
-        sim.set_faults(Faults { write_bytes_left: Some(3), ..Faults::default() });
+        sim.set_faults(Faults {
+            write_bytes_left: Some(3),
+            ..Faults::default()
+        });
         let e = f.write_all_at(b"hello", 0).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(28));
         assert_eq!(sim.file_bytes("a").unwrap(), b"hel");

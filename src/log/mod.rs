@@ -39,7 +39,9 @@ pub use recovery::{RecoveryReport, TornTail};
 pub use segment::SegmentInfo;
 
 /// A log sequence number: dense, starting at 1. `Lsn(0)` means "before the first record".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Lsn(pub u64);
 
 impl Lsn {
@@ -91,7 +93,10 @@ pub struct Record {
 
 impl Record {
     pub fn new(kind: RecordKind, payload: impl Into<Vec<u8>>) -> Self {
-        Record { kind, payload: payload.into() }
+        Record {
+            kind,
+            payload: payload.into(),
+        }
     }
 }
 
@@ -157,7 +162,9 @@ impl Default for LogOptions {
 impl LogOptions {
     fn check(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
-        if self.record_bytes_max == 0 || self.record_bytes_max > format::RECORD_PAYLOAD_BYTES_MAX as usize {
+        if self.record_bytes_max == 0
+            || self.record_bytes_max > format::RECORD_PAYLOAD_BYTES_MAX as usize
+        {
             return bad(format!(
                 "record_bytes_max must be in 1..={} (got {})",
                 format::RECORD_PAYLOAD_BYTES_MAX,
@@ -221,7 +228,9 @@ impl Shared {
     }
 
     fn poison_error(&self) -> Error {
-        Error::Poisoned { reason: self.view().poisoned.clone().unwrap_or_default() }
+        Error::Poisoned {
+            reason: self.view().poisoned.clone().unwrap_or_default(),
+        }
     }
 }
 
@@ -264,14 +273,16 @@ impl Log {
     /// Opens (creating if needed) a log in directory `dir` for writing.
     pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<Log> {
         let dir = dir.as_ref();
-        let storage = fs::DirStorage::new(dir, true).map_err(|e| Error::io("create directory", dir.into(), e))?;
+        let storage = fs::DirStorage::new(dir, true)
+            .map_err(|e| Error::io("create directory", dir.into(), e))?;
         Log::open_with(Arc::new(storage), options)
     }
 
     /// Opens an existing log in `dir` read-only, beside a live writer or not.
     pub fn open_read_only(dir: impl AsRef<Path>, options: LogOptions) -> Result<Log> {
         let dir = dir.as_ref();
-        let storage = fs::DirStorage::new(dir, false).map_err(|e| Error::io("open directory", dir.into(), e))?;
+        let storage = fs::DirStorage::new(dir, false)
+            .map_err(|e| Error::io("open directory", dir.into(), e))?;
         Log::open_read_only_with(Arc::new(storage), options)
     }
 
@@ -279,7 +290,10 @@ impl Log {
     pub fn open_with(storage: Arc<dyn fs::Storage>, options: LogOptions) -> Result<Log> {
         options.check()?;
         let lock = storage.try_lock(LOCK_FILE).map_err(|f| match f {
-            fs::LockFailure::Held { pid } => Error::Locked { path: storage.location().to_path_buf(), pid },
+            fs::LockFailure::Held { pid } => Error::Locked {
+                path: storage.location().to_path_buf(),
+                pid,
+            },
             fs::LockFailure::Io(e) => Error::io("lock", storage.path_of(LOCK_FILE), e),
         })?;
         let (recovered, report) = recovery::recover(&*storage, &options, true)?;
@@ -304,7 +318,10 @@ impl Log {
         Ok(Log {
             shared,
             writer: Some(WriterHandle {
-                submit: Mutex::new(Submitter { next_lsn: recovered.last_lsn.next(), tx: Some(tx) }),
+                submit: Mutex::new(Submitter {
+                    next_lsn: recovered.last_lsn.next(),
+                    tx: Some(tx),
+                }),
                 thread: Mutex::new(Some(thread)),
                 _lock: lock,
             }),
@@ -331,7 +348,11 @@ impl Log {
             poisoned: AtomicBool::new(false),
             durable_lsn: AtomicU64::new(recovered.last_lsn.0),
         });
-        Ok(Log { shared, writer: None, report })
+        Ok(Log {
+            shared,
+            writer: None,
+            report,
+        })
     }
 
     /// What recovery found and did when this handle was opened.
@@ -377,7 +398,10 @@ impl Log {
 
     /// Appends one record with the log's default durability; returns its LSN.
     pub fn append(&self, kind: RecordKind, payload: &[u8]) -> Result<Lsn> {
-        let t = self.submit(vec![Record::new(kind, payload)], self.shared.options.durability)?;
+        let t = self.submit(
+            vec![Record::new(kind, payload)],
+            self.shared.options.durability,
+        )?;
         Ok(self.wait(t)?.last)
     }
 
@@ -400,7 +424,10 @@ impl Log {
         let mut bytes = 0usize;
         for r in &records {
             if r.payload.len() > o.record_bytes_max {
-                return Err(Error::RecordTooLarge { bytes: r.payload.len(), max: o.record_bytes_max });
+                return Err(Error::RecordTooLarge {
+                    bytes: r.payload.len(),
+                    max: o.record_bytes_max,
+                });
             }
             if r.kind.0 == 0 {
                 return Err(Error::InvalidArgument("record kind 0 is reserved".into()));
@@ -423,9 +450,17 @@ impl Log {
         let first = s.next_lsn;
         let last = Lsn(first.0 + records.len() as u64 - 1);
         let sync = durability == Durability::Sync;
-        tx.send(writer::Msg::Append { first, records, sync }).map_err(|_| self.shared.poison_error())?;
+        tx.send(writer::Msg::Append {
+            first,
+            records,
+            sync,
+        })
+        .map_err(|_| self.shared.poison_error())?;
         s.next_lsn = last.next();
-        Ok(Ticket { range: LsnRange { first, last }, durability })
+        Ok(Ticket {
+            range: LsnRange { first, last },
+            durability,
+        })
     }
 
     /// Waits until a ticket's records are durable (returns at once for buffered tickets).
@@ -446,19 +481,32 @@ impl Log {
                 return Ok(v.durable_lsn);
             }
             if let Some(reason) = &v.poisoned {
-                return Err(Error::Poisoned { reason: reason.clone() });
+                return Err(Error::Poisoned {
+                    reason: reason.clone(),
+                });
             }
             if v.closed || self.writer.is_none() {
                 return Ok(v.durable_lsn);
             }
             match deadline {
-                None => v = self.shared.durable_changed.wait(v).unwrap_or_else(|e| e.into_inner()),
+                None => {
+                    v = self
+                        .shared
+                        .durable_changed
+                        .wait(v)
+                        .unwrap_or_else(|e| e.into_inner())
+                }
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return Ok(v.durable_lsn);
                     }
-                    v = self.shared.durable_changed.wait_timeout(v, d - now).unwrap_or_else(|e| e.into_inner()).0;
+                    v = self
+                        .shared
+                        .durable_changed
+                        .wait_timeout(v, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
             }
         }
@@ -474,7 +522,9 @@ impl Log {
                 return Err(self.shared.poison_error());
             }
             let sender = s.tx.as_ref().ok_or(Error::Closed)?;
-            sender.send(writer::Msg::Flush { reply: tx }).map_err(|_| self.shared.poison_error())?;
+            sender
+                .send(writer::Msg::Flush { reply: tx })
+                .map_err(|_| self.shared.poison_error())?;
         }
         rx.recv().map_err(|_| self.shared.poison_error())?
     }
@@ -482,7 +532,13 @@ impl Log {
     /// Reads records from `from` (inclusive) up to the durable LSN at the time of the call.
     pub fn iter_from(&self, from: Lsn) -> LogIter {
         let v = self.shared.view();
-        LogIter::new(self.shared.storage.clone(), v.segments.clone(), v.active_bytes, from, v.durable_lsn)
+        LogIter::new(
+            self.shared.storage.clone(),
+            v.segments.clone(),
+            v.active_bytes,
+            from,
+            v.durable_lsn,
+        )
     }
 
     /// [`Log::iter_from`] for the replay that follows the open: records up to the durable
@@ -508,7 +564,9 @@ impl Log {
             v.active_bytes = recovered.segments.last().map(|s| s.bytes).unwrap_or(0);
             v.segments = Arc::new(recovered.segments);
             v.durable_lsn = recovered.last_lsn;
-            self.shared.durable_lsn.store(recovered.last_lsn.0, Ordering::Release);
+            self.shared
+                .durable_lsn
+                .store(recovered.last_lsn.0, Ordering::Release);
             self.shared.durable_changed.notify_all();
         }
         Ok(v.durable_lsn)
@@ -521,7 +579,9 @@ impl Log {
     }
 
     fn shutdown(&mut self) -> Result<()> {
-        let Some(w) = self.writer.as_ref() else { return Ok(()) };
+        let Some(w) = self.writer.as_ref() else {
+            return Ok(());
+        };
         if self.shared.view().closed {
             return Ok(());
         }

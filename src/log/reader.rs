@@ -31,7 +31,11 @@ pub struct OwnedRecord {
 
 impl RecordRef<'_> {
     pub fn to_owned_record(&self) -> OwnedRecord {
-        OwnedRecord { lsn: self.lsn, kind: self.kind, payload: self.payload.to_vec() }
+        OwnedRecord {
+            lsn: self.lsn,
+            kind: self.kind,
+            payload: self.payload.to_vec(),
+        }
     }
 }
 
@@ -62,7 +66,9 @@ impl LogIter {
     ) -> LogIter {
         let from = from.max(Lsn(1));
         // The last segment whose first LSN is at or before `from`.
-        let idx = segments.partition_point(|s| s.first_lsn <= from).saturating_sub(1);
+        let idx = segments
+            .partition_point(|s| s.first_lsn <= from)
+            .saturating_sub(1);
         let done = from > until || segments.is_empty();
         LogIter {
             storage,
@@ -93,12 +99,19 @@ impl LogIter {
     }
 
     fn load(&mut self) -> Result<bool> {
-        let Some(seg) = self.segments.get(self.idx) else { return Ok(false) };
+        let Some(seg) = self.segments.get(self.idx) else {
+            return Ok(false);
+        };
         let io = |op, e| Error::io(op, self.storage.path_of(&seg.file_name), e);
         let bytes = if seg.sealed {
-            self.storage.read_all(&seg.file_name).map_err(|e| io("read", e))?
+            self.storage
+                .read_all(&seg.file_name)
+                .map_err(|e| io("read", e))?
         } else {
-            let f = self.storage.open_read(&seg.file_name).map_err(|e| io("open", e))?;
+            let f = self
+                .storage
+                .open_read(&seg.file_name)
+                .map_err(|e| io("open", e))?;
             let mut v = vec![0u8; self.active_bytes as usize];
             let n = f.read_at(&mut v, 0).map_err(|e| io("read", e))?;
             v.truncate(n);
@@ -115,7 +128,10 @@ impl LogIter {
                 path(),
                 0,
                 None,
-                CorruptionKind::NameMismatch { name_segment: seg.id, name_first_lsn: seg.first_lsn },
+                CorruptionKind::NameMismatch {
+                    name_segment: seg.id,
+                    name_first_lsn: seg.first_lsn,
+                },
             ));
         }
         self.next = seg.first_lsn;
@@ -129,7 +145,11 @@ impl LogIter {
         match self.advance() {
             Ok(Some((start, len, lsn, kind))) => {
                 let b = self.bytes.as_ref().expect("loaded");
-                Ok(Some(RecordRef { lsn, kind, payload: &b[start..start + len] }))
+                Ok(Some(RecordRef {
+                    lsn,
+                    kind,
+                    payload: &b[start..start + len],
+                }))
             }
             Ok(None) => {
                 self.done = true;
@@ -154,16 +174,31 @@ impl LogIter {
             let seg = &self.segments[self.idx];
             let bytes = self.bytes.as_ref().expect("loaded");
             let at = self.pos;
-            let corrupt = |kind| Error::corrupt(self.storage.path_of(&seg.file_name), at as u64, Some(self.next), kind);
+            let corrupt = |kind| {
+                Error::corrupt(
+                    self.storage.path_of(&seg.file_name),
+                    at as u64,
+                    Some(self.next),
+                    kind,
+                )
+            };
             match format::decode_slot_with(&bytes[at..], seg.id, self.verify_crc) {
                 Slot::Frame(f) => {
                     if f.lsn != self.next {
-                        return Err(corrupt(CorruptionKind::LsnGap { expected: self.next, found: f.lsn }));
+                        return Err(corrupt(CorruptionKind::LsnGap {
+                            expected: self.next,
+                            found: f.lsn,
+                        }));
                     }
                     self.pos += f.frame_bytes;
                     self.next = self.next.next();
                     if f.lsn >= self.from {
-                        return Ok(Some((at + format::FRAME_HEADER_BYTES, f.payload.len(), f.lsn, f.kind)));
+                        return Ok(Some((
+                            at + format::FRAME_HEADER_BYTES,
+                            f.payload.len(),
+                            f.lsn,
+                            f.kind,
+                        )));
                     }
                 }
                 Slot::Footer(_) => {
@@ -189,16 +224,23 @@ fn active_damage(bytes: &[u8], at: usize, seg: SegmentId) -> CorruptionKind {
     let mut q = at + format::FRAME_ALIGN_BYTES;
     while q + format::FRAME_HEADER_BYTES <= bytes.len() {
         if let Slot::Frame(_) = format::decode_slot(&bytes[q..], seg) {
-            return CorruptionKind::DamageBeforeValidRecord { valid_at: q as u64, fault: None };
+            return CorruptionKind::DamageBeforeValidRecord {
+                valid_at: q as u64,
+                fault: None,
+            };
         }
         q += format::FRAME_ALIGN_BYTES;
     }
-    CorruptionKind::TornTail { bytes: (bytes.len() - at) as u64 }
+    CorruptionKind::TornTail {
+        bytes: (bytes.len() - at) as u64,
+    }
 }
 
 impl Iterator for LogIter {
     type Item = Result<OwnedRecord>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_record().map(|r| r.map(|r| r.to_owned_record())).transpose()
+        self.next_record()
+            .map(|r| r.map(|r| r.to_owned_record()))
+            .transpose()
     }
 }

@@ -70,7 +70,9 @@ pub(crate) fn recover(
     loop {
         match recover_once(storage, options, writable) {
             Err(Error::Corruption(c))
-                if !writable && tries < 3 && matches!(c.kind, CorruptionKind::DamageBeforeValidRecord { .. }) =>
+                if !writable
+                    && tries < 3
+                    && matches!(c.kind, CorruptionKind::DamageBeforeValidRecord { .. }) =>
             {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(5));
@@ -80,9 +82,15 @@ pub(crate) fn recover(
     }
 }
 
-fn recover_once(storage: &dyn Storage, options: &LogOptions, writable: bool) -> Result<(Recovered, RecoveryReport)> {
+fn recover_once(
+    storage: &dyn Storage,
+    options: &LogOptions,
+    writable: bool,
+) -> Result<(Recovered, RecoveryReport)> {
     let io = |op, name: &str, e| Error::io(op, storage.path_of(name), e);
-    let names = storage.list().map_err(|e| Error::io("list", storage.location().to_path_buf(), e))?;
+    let names = storage
+        .list()
+        .map_err(|e| Error::io("list", storage.location().to_path_buf(), e))?;
     let mut report = RecoveryReport::default();
     let mut segs = Vec::new();
     for name in names {
@@ -94,7 +102,9 @@ fn recover_once(storage: &dyn Storage, options: &LogOptions, writable: bool) -> 
         }
     }
     if !report.removed_temp_files.is_empty() {
-        storage.sync_dir().map_err(|e| io("sync directory", ".", e))?;
+        storage
+            .sync_dir()
+            .map_err(|e| io("sync directory", ".", e))?;
     }
     segs.sort();
     for w in segs.windows(2) {
@@ -103,7 +113,9 @@ fn recover_once(storage: &dyn Storage, options: &LogOptions, writable: bool) -> 
                 storage.path_of(&w[1].2),
                 0,
                 Some(w[1].1),
-                CorruptionKind::MissingSegment { expected: SegmentId(w[0].0 .0 + 1) },
+                CorruptionKind::MissingSegment {
+                    expected: SegmentId(w[0].0 .0 + 1),
+                },
             ));
         }
     }
@@ -166,9 +178,18 @@ fn recover_once(storage: &dyn Storage, options: &LogOptions, writable: bool) -> 
                     CorruptionKind::TornTail { bytes: torn.bytes },
                 ));
             }
-            let saved_to = if writable { Some(cut_tail(storage, name, torn.offset, torn.bytes)?) } else { None };
-            report.torn_tail =
-                Some(TornTail { segment: *id, file: file.clone(), offset: torn.offset, bytes: torn.bytes, saved_to });
+            let saved_to = if writable {
+                Some(cut_tail(storage, name, torn.offset, torn.bytes)?)
+            } else {
+                None
+            };
+            report.torn_tail = Some(TornTail {
+                segment: *id,
+                file: file.clone(),
+                offset: torn.offset,
+                bytes: torn.bytes,
+                saved_to,
+            });
         }
         if sealed && last && writable {
             // Zeros left after a footer by a crash before the truncate: drop them.
@@ -205,13 +226,24 @@ fn recover_once(storage: &dyn Storage, options: &LogOptions, writable: bool) -> 
             let name = &last.file_name;
             let f = storage.open(name).map_err(|e| io("open", name, e))?;
             f.sync_data().map_err(|e| io("fsync", name, e))?;
-            storage.sync_dir().map_err(|e| io("sync directory", ".", e))?;
+            storage
+                .sync_dir()
+                .map_err(|e| io("sync directory", ".", e))?;
         }
     }
     report.segments = segments.len();
     report.last_lsn = last_lsn;
     let next_id = SegmentId(segs.last().map(|s| s.0 .0 + 1).unwrap_or(1));
-    Ok((Recovered { segments, last_lsn, active, next_id, last_digest: prev_digest.unwrap_or(DIGEST_NONE) }, report))
+    Ok((
+        Recovered {
+            segments,
+            last_lsn,
+            active,
+            next_id,
+            last_digest: prev_digest.unwrap_or(DIGEST_NONE),
+        },
+        report,
+    ))
 }
 
 /// Reads a whole file with plain reads, for a reader beside a live writer. The writer
@@ -231,18 +263,28 @@ fn cut_tail(storage: &dyn Storage, name: &str, offset: u64, bytes: u64) -> Resul
     let io = |op, n: &str, e| Error::io(op, storage.path_of(n), e);
     let f = storage.open(name).map_err(|e| io("open", name, e))?;
     let mut cut = vec![0u8; bytes as usize];
-    let n = f.read_at(&mut cut, offset).map_err(|e| io("read", name, e))?;
+    let n = f
+        .read_at(&mut cut, offset)
+        .map_err(|e| io("read", name, e))?;
     cut.truncate(n);
     let mut side = format!("{name}.torn-{offset:016x}");
     let mut k = 1;
-    while storage.list().map_err(|e| io("list", ".", e))?.contains(&side) {
+    while storage
+        .list()
+        .map_err(|e| io("list", ".", e))?
+        .contains(&side)
+    {
         side = format!("{name}.torn-{offset:016x}.{k}");
         k += 1;
     }
-    let s = storage.create_new(&side).map_err(|e| io("create", &side, e))?;
+    let s = storage
+        .create_new(&side)
+        .map_err(|e| io("create", &side, e))?;
     s.write_all_at(&cut, 0).map_err(|e| io("write", &side, e))?;
     s.sync_data().map_err(|e| io("fsync", &side, e))?;
-    storage.sync_dir().map_err(|e| io("sync directory", ".", e))?;
+    storage
+        .sync_dir()
+        .map_err(|e| io("sync directory", ".", e))?;
     // Only once the cut bytes are safe beside it is the segment truncated.
     f.set_len(offset).map_err(|e| io("truncate", name, e))?;
     f.sync_data().map_err(|e| io("fsync", name, e))?;

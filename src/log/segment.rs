@@ -8,8 +8,8 @@ use std::path::Path;
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::log::format::{
-    self, Digest, Footer, SegmentHeader, Slot, FLAG_BATCH_CONTINUES, FOOTER_BYTES, FRAME_ALIGN_BYTES,
-    SEGMENT_HEADER_BYTES,
+    self, Digest, Footer, SegmentHeader, Slot, FLAG_BATCH_CONTINUES, FOOTER_BYTES,
+    FRAME_ALIGN_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::log::{Lsn, SegmentId};
 
@@ -80,26 +80,51 @@ pub fn scan_segment(bytes: &[u8], expect: &ScanExpect<'_>) -> Result<SegmentScan
     if bytes.len() < SEGMENT_HEADER_BYTES {
         return Err(corrupt(0, None, CorruptionKind::ShortHeader));
     }
-    let header = format::decode_segment_header(bytes).map_err(|f| corrupt(0, None, CorruptionKind::Format(f)))?;
+    let header = format::decode_segment_header(bytes)
+        .map_err(|f| corrupt(0, None, CorruptionKind::Format(f)))?;
     if header.segment != expect.name_id || header.first_lsn != expect.name_first_lsn {
         return Err(corrupt(
             0,
             None,
-            CorruptionKind::NameMismatch { name_segment: expect.name_id, name_first_lsn: expect.name_first_lsn },
+            CorruptionKind::NameMismatch {
+                name_segment: expect.name_id,
+                name_first_lsn: expect.name_first_lsn,
+            },
         ));
     }
     if let Some(first) = expect.first_lsn {
         if header.first_lsn != first {
-            return Err(corrupt(24, Some(first), CorruptionKind::LsnGap { expected: first, found: header.first_lsn }));
+            return Err(corrupt(
+                24,
+                Some(first),
+                CorruptionKind::LsnGap {
+                    expected: first,
+                    found: header.first_lsn,
+                },
+            ));
         }
     }
     if let Some(prev) = expect.prev_digest {
         if header.prev_digest != prev {
-            return Err(corrupt(32, None, CorruptionKind::ChainBroken { expected: prev, found: header.prev_digest }));
+            return Err(corrupt(
+                32,
+                None,
+                CorruptionKind::ChainBroken {
+                    expected: prev,
+                    found: header.prev_digest,
+                },
+            ));
         }
     }
     if header.first_lsn.0 == 0 {
-        return Err(corrupt(24, None, CorruptionKind::LsnGap { expected: Lsn(1), found: Lsn(0) }));
+        return Err(corrupt(
+            24,
+            None,
+            CorruptionKind::LsnGap {
+                expected: Lsn(1),
+                found: Lsn(0),
+            },
+        ));
     }
 
     let seg = header.segment;
@@ -114,7 +139,14 @@ pub fn scan_segment(bytes: &[u8], expect: &ScanExpect<'_>) -> Result<SegmentScan
         match format::decode_slot(&bytes[pos..], seg) {
             Slot::Frame(f) => {
                 if f.lsn != next {
-                    return Err(corrupt(pos, Some(next), CorruptionKind::LsnGap { expected: next, found: f.lsn }));
+                    return Err(corrupt(
+                        pos,
+                        Some(next),
+                        CorruptionKind::LsnGap {
+                            expected: next,
+                            found: f.lsn,
+                        },
+                    ));
                 }
                 pos += f.frame_bytes;
                 records += 1;
@@ -147,14 +179,21 @@ pub fn scan_segment(bytes: &[u8], expect: &ScanExpect<'_>) -> Result<SegmentScan
                     return Err(corrupt(
                         pos,
                         None,
-                        CorruptionKind::DigestMismatch { computed: digest, stored: footer.digest },
+                        CorruptionKind::DigestMismatch {
+                            computed: digest,
+                            stored: footer.digest,
+                        },
                     ));
                 }
                 let after = &bytes[pos + FOOTER_BYTES..];
                 // Only a last segment may carry zeros after its footer: a crash between
                 // writing the footer and truncating the pre-written zeros leaves them.
                 if !after.is_empty() && (!expect.last || after.iter().any(|&b| b != 0)) {
-                    return Err(corrupt(pos + FOOTER_BYTES, None, CorruptionKind::TrailingBytes));
+                    return Err(corrupt(
+                        pos + FOOTER_BYTES,
+                        None,
+                        CorruptionKind::TrailingBytes,
+                    ));
                 }
                 return Ok(SegmentScan {
                     header,
@@ -194,15 +233,24 @@ pub fn scan_segment(bytes: &[u8], expect: &ScanExpect<'_>) -> Result<SegmentScan
             return Err(corrupt(
                 pos,
                 Some(next),
-                CorruptionKind::DamageBeforeValidRecord { valid_at: q as u64, fault: stop_fault },
+                CorruptionKind::DamageBeforeValidRecord {
+                    valid_at: q as u64,
+                    fault: stop_fault,
+                },
             ));
         }
         q += FRAME_ALIGN_BYTES;
     }
     let (cut, records, last_lsn) = committed;
-    let nonzero_end = bytes[cut..].iter().rposition(|&b| b != 0).map(|i| cut + i + 1).unwrap_or(cut);
-    let torn = (nonzero_end > cut || cut < pos)
-        .then(|| TornRegion { offset: cut as u64, bytes: (nonzero_end.max(pos) - cut) as u64 });
+    let nonzero_end = bytes[cut..]
+        .iter()
+        .rposition(|&b| b != 0)
+        .map(|i| cut + i + 1)
+        .unwrap_or(cut);
+    let torn = (nonzero_end > cut || cut < pos).then(|| TornRegion {
+        offset: cut as u64,
+        bytes: (nonzero_end.max(pos) - cut) as u64,
+    });
     let mut hasher = blake3::Hasher::new();
     hasher.update(&bytes[..cut]);
     Ok(SegmentScan {

@@ -46,9 +46,13 @@ impl VerifyReport {
 }
 
 fn list_segments(storage: &dyn Storage) -> Result<Vec<(SegmentId, Lsn, String)>> {
-    let names = storage.list().map_err(|e| Error::io("list", storage.location().to_path_buf(), e))?;
-    let mut segs: Vec<_> =
-        names.into_iter().filter_map(|n| format::parse_segment_file_name(&n).map(|(id, lsn)| (id, lsn, n))).collect();
+    let names = storage
+        .list()
+        .map_err(|e| Error::io("list", storage.location().to_path_buf(), e))?;
+    let mut segs: Vec<_> = names
+        .into_iter()
+        .filter_map(|n| format::parse_segment_file_name(&n).map(|(id, lsn)| (id, lsn, n)))
+        .collect();
     segs.sort();
     Ok(segs)
 }
@@ -67,11 +71,15 @@ pub fn verify(storage: &dyn Storage) -> Result<VerifyReport> {
                     file: file.clone(),
                     offset: 0,
                     lsn: Some(*first),
-                    kind: CorruptionKind::MissingSegment { expected: SegmentId(pid.0 + 1) },
+                    kind: CorruptionKind::MissingSegment {
+                        expected: SegmentId(pid.0 + 1),
+                    },
                 });
             }
         }
-        let bytes = storage.read_all(name).map_err(|e| Error::io("read", file.clone(), e))?;
+        let bytes = storage
+            .read_all(name)
+            .map_err(|e| Error::io("read", file.clone(), e))?;
         let (first_expected, prev_expected) = match prev {
             Some((_, last, digest)) => (Some(last.next()), Some(digest)),
             None if id.0 == 1 => (Some(Lsn(1)), Some(DIGEST_NONE)),
@@ -148,17 +156,28 @@ pub struct RepairReport {
 /// `<name>.salvaged`, and what remains is the longest valid prefix.
 pub fn repair(storage: &dyn Storage, salvage: bool) -> Result<RepairReport> {
     let _lock = storage.try_lock(LOCK_FILE).map_err(|f| match f {
-        LockFailure::Held { pid } => Error::Locked { path: storage.location().to_path_buf(), pid },
+        LockFailure::Held { pid } => Error::Locked {
+            path: storage.location().to_path_buf(),
+            pid,
+        },
         LockFailure::Io(e) => Error::io("lock", storage.path_of(LOCK_FILE), e),
     })?;
     let io = |op, name: &str, e| Error::io(op, storage.path_of(name), e);
     let report = verify(storage)?;
-    let mut out = RepairReport { last_lsn: report.last_lsn, ..Default::default() };
+    let mut out = RepairReport {
+        last_lsn: report.last_lsn,
+        ..Default::default()
+    };
     let Some(first_bad) = report.findings.first() else {
         // Clean: cut a torn tail if there is one.
         if let Some(last) = report.segments.last() {
             if let Some((offset, bytes)) = last.torn_tail {
-                let name = last.file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+                let name = last
+                    .file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_string();
                 let saved = save_and_truncate(storage, &name, offset, bytes)?;
                 out.cut.push((last.file.clone(), offset, bytes, saved));
             }
@@ -169,29 +188,56 @@ pub fn repair(storage: &dyn Storage, salvage: bool) -> Result<RepairReport> {
         return Err(Error::Corruption(Box::new(first_bad.clone())));
     }
     // Cut inside the damaged segment at the damaged record, and set aside every later one.
-    let bad_idx = report.segments.iter().position(|s| s.file == first_bad.file).unwrap_or(0);
+    let bad_idx = report
+        .segments
+        .iter()
+        .position(|s| s.file == first_bad.file)
+        .unwrap_or(0);
     for later in &report.segments[bad_idx + 1..] {
-        let name = later.file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = later
+            .file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         let aside = format!("{name}.salvaged");
-        storage.rename(&name, &aside).map_err(|e| io("rename", &name, e))?;
-        out.cut.push((later.file.clone(), 0, later.bytes, storage.path_of(&aside)));
+        storage
+            .rename(&name, &aside)
+            .map_err(|e| io("rename", &name, e))?;
+        out.cut
+            .push((later.file.clone(), 0, later.bytes, storage.path_of(&aside)));
     }
     let bad = &report.segments[bad_idx];
-    let name = bad.file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let name = bad
+        .file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
     let f = storage.open(&name).map_err(|e| io("open", &name, e))?;
     let len = f.len().map_err(|e| io("stat", &name, e))?;
     drop(f);
     // A damaged header leaves nothing of the segment worth keeping.
-    let cut_at = if first_bad.offset < format::SEGMENT_HEADER_BYTES as u64 { 0 } else { first_bad.offset };
+    let cut_at = if first_bad.offset < format::SEGMENT_HEADER_BYTES as u64 {
+        0
+    } else {
+        first_bad.offset
+    };
     if cut_at == 0 {
         let aside = format!("{name}.salvaged");
-        storage.rename(&name, &aside).map_err(|e| io("rename", &name, e))?;
-        out.cut.push((bad.file.clone(), 0, len, storage.path_of(&aside)));
+        storage
+            .rename(&name, &aside)
+            .map_err(|e| io("rename", &name, e))?;
+        out.cut
+            .push((bad.file.clone(), 0, len, storage.path_of(&aside)));
     } else {
         let saved = save_and_truncate(storage, &name, cut_at, len - cut_at)?;
-        out.cut.push((bad.file.clone(), cut_at, len - cut_at, saved));
+        out.cut
+            .push((bad.file.clone(), cut_at, len - cut_at, saved));
     }
-    storage.sync_dir().map_err(|e| io("sync directory", ".", e))?;
+    storage
+        .sync_dir()
+        .map_err(|e| io("sync directory", ".", e))?;
     out.last_lsn = first_bad.lsn.map(|l| l.prev()).unwrap_or(report.last_lsn);
     // What is left must now open cleanly.
     let after = verify(storage)?;
@@ -202,11 +248,18 @@ pub fn repair(storage: &dyn Storage, salvage: bool) -> Result<RepairReport> {
     Ok(out)
 }
 
-fn save_and_truncate(storage: &dyn Storage, name: &str, offset: u64, bytes: u64) -> Result<PathBuf> {
+fn save_and_truncate(
+    storage: &dyn Storage,
+    name: &str,
+    offset: u64,
+    bytes: u64,
+) -> Result<PathBuf> {
     let io = |op, n: &str, e| Error::io(op, storage.path_of(n), e);
     let f = storage.open(name).map_err(|e| io("open", name, e))?;
     let mut buf = vec![0u8; bytes as usize];
-    let n = f.read_at(&mut buf, offset).map_err(|e| io("read", name, e))?;
+    let n = f
+        .read_at(&mut buf, offset)
+        .map_err(|e| io("read", name, e))?;
     buf.truncate(n);
     let side = format!("{name}.cut-{offset:016x}");
     let s = match storage.create_new(&side) {
@@ -217,9 +270,12 @@ fn save_and_truncate(storage: &dyn Storage, name: &str, offset: u64, bytes: u64)
         Err(e) => return Err(io("create", &side, e)),
     };
     s.write_all_at(&buf, 0).map_err(|e| io("write", &side, e))?;
-    s.set_len(buf.len() as u64).map_err(|e| io("truncate", &side, e))?;
+    s.set_len(buf.len() as u64)
+        .map_err(|e| io("truncate", &side, e))?;
     s.sync_data().map_err(|e| io("fsync", &side, e))?;
-    storage.sync_dir().map_err(|e| io("sync directory", ".", e))?;
+    storage
+        .sync_dir()
+        .map_err(|e| io("sync directory", ".", e))?;
     f.set_len(offset).map_err(|e| io("truncate", name, e))?;
     f.sync_data().map_err(|e| io("fsync", name, e))?;
     Ok(storage.path_of(&side))

@@ -13,7 +13,9 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::{Error, Result};
-use crate::log::format::{self, Footer, SegmentHeader, FLAG_BATCH_CONTINUES, FOOTER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::log::format::{
+    self, Footer, SegmentHeader, FLAG_BATCH_CONTINUES, FOOTER_BYTES, SEGMENT_HEADER_BYTES,
+};
 use crate::log::fs::{Storage, StorageFile};
 use crate::log::recovery::Recovered;
 use crate::log::segment::SegmentInfo;
@@ -21,8 +23,14 @@ use crate::log::{LogOptions, Lsn, Record, SegmentId, Shared};
 
 /// A message from appenders to the writer thread.
 pub(crate) enum Msg {
-    Append { first: Lsn, records: Vec<Record>, sync: bool },
-    Flush { reply: Sender<Result<Lsn>> },
+    Append {
+        first: Lsn,
+        records: Vec<Record>,
+        sync: bool,
+    },
+    Flush {
+        reply: Sender<Result<Lsn>>,
+    },
 }
 
 /// A group stops taking more queued messages once it holds this many bytes.
@@ -54,7 +62,11 @@ pub(crate) struct Writer {
     shared: Option<Arc<Shared>>,
 }
 
-fn io_err(storage: &dyn Storage, op: &'static str, name: &str) -> impl FnOnce(std::io::Error) -> Error {
+fn io_err(
+    storage: &dyn Storage,
+    op: &'static str,
+    name: &str,
+) -> impl FnOnce(std::io::Error) -> Error {
     let path = storage.path_of(name);
     move |e| Error::io(op, path, e)
 }
@@ -87,30 +99,62 @@ fn create_segment(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("remove", storage.path_of(&tmp), e)),
     }
-    let file = storage.create_new(&tmp).map_err(io_err(storage, "create", &tmp))?;
-    let header = format::encode_segment_header(&SegmentHeader { segment: id, first_lsn, prev_digest });
-    file.write_all_at(&header, 0).map_err(io_err(storage, "write", &tmp))?;
-    let allocated = options.prewrite_bytes.min(options.segment_bytes_max).max(SEGMENT_HEADER_BYTES as u64);
-    write_zeros(&*file, SEGMENT_HEADER_BYTES as u64, allocated).map_err(io_err(storage, "write", &tmp))?;
+    let file = storage
+        .create_new(&tmp)
+        .map_err(io_err(storage, "create", &tmp))?;
+    let header = format::encode_segment_header(&SegmentHeader {
+        segment: id,
+        first_lsn,
+        prev_digest,
+    });
+    file.write_all_at(&header, 0)
+        .map_err(io_err(storage, "write", &tmp))?;
+    let allocated = options
+        .prewrite_bytes
+        .min(options.segment_bytes_max)
+        .max(SEGMENT_HEADER_BYTES as u64);
+    write_zeros(&*file, SEGMENT_HEADER_BYTES as u64, allocated)
+        .map_err(io_err(storage, "write", &tmp))?;
     file.sync_data().map_err(io_err(storage, "fsync", &tmp))?;
-    storage.rename(&tmp, &name).map_err(io_err(storage, "rename", &tmp))?;
-    storage.sync_dir().map_err(io_err(storage, "sync directory", "."))?;
+    storage
+        .rename(&tmp, &name)
+        .map_err(io_err(storage, "rename", &tmp))?;
+    storage
+        .sync_dir()
+        .map_err(io_err(storage, "sync directory", "."))?;
     Ok((file, name, allocated))
 }
 
 impl Writer {
     /// Prepares the writer from recovered state, creating a segment if none is active.
-    pub(crate) fn start(storage: &Arc<dyn Storage>, options: &LogOptions, rec: &Recovered) -> Result<Writer> {
+    pub(crate) fn start(
+        storage: &Arc<dyn Storage>,
+        options: &LogOptions,
+        rec: &Recovered,
+    ) -> Result<Writer> {
         let mut segments = rec.segments.clone();
         let (file, seg, file_pos, allocated, hasher, records) = match &rec.active {
             Some(a) => {
-                let file = storage.open(&a.file_name).map_err(io_err(&**storage, "open", &a.file_name))?;
-                let len = file.len().map_err(io_err(&**storage, "stat", &a.file_name))?;
-                (file, a.id, a.end, len.max(a.end), a.hasher.clone(), a.records)
+                let file =
+                    storage
+                        .open(&a.file_name)
+                        .map_err(io_err(&**storage, "open", &a.file_name))?;
+                let len = file
+                    .len()
+                    .map_err(io_err(&**storage, "stat", &a.file_name))?;
+                (
+                    file,
+                    a.id,
+                    a.end,
+                    len.max(a.end),
+                    a.hasher.clone(),
+                    a.records,
+                )
             }
             None => {
                 let first = rec.last_lsn.next();
-                let (file, name, allocated) = create_segment(&**storage, options, rec.next_id, first, rec.last_digest)?;
+                let (file, name, allocated) =
+                    create_segment(&**storage, options, rec.next_id, first, rec.last_digest)?;
                 let mut hasher = blake3::Hasher::new();
                 hasher.update(&format::encode_segment_header(&SegmentHeader {
                     segment: rec.next_id,
@@ -126,7 +170,14 @@ impl Writer {
                     bytes: SEGMENT_HEADER_BYTES as u64,
                     digest: None,
                 });
-                (file, rec.next_id, SEGMENT_HEADER_BYTES as u64, allocated, hasher, 0)
+                (
+                    file,
+                    rec.next_id,
+                    SEGMENT_HEADER_BYTES as u64,
+                    allocated,
+                    hasher,
+                    0,
+                )
             }
         };
         Ok(Writer {
@@ -172,11 +223,18 @@ impl Writer {
         while let Ok(first) = rx.recv() {
             let mut need_sync = false;
             let mut failed: Option<Error> = None;
-            let poisoned = self.shared().poisoned.load(std::sync::atomic::Ordering::Acquire);
+            let poisoned = self
+                .shared()
+                .poisoned
+                .load(std::sync::atomic::Ordering::Acquire);
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
-                    Msg::Append { first, records, sync } => {
+                    Msg::Append {
+                        first,
+                        records,
+                        sync,
+                    } => {
                         need_sync |= sync;
                         if !poisoned && failed.is_none() {
                             if let Err(e) = self.append(first, &records) {
@@ -209,7 +267,11 @@ impl Writer {
                 self.shared().poison(e.to_string());
             }
             for reply in flushes.drain(..) {
-                let r = if self.shared().poisoned.load(std::sync::atomic::Ordering::Acquire) {
+                let r = if self
+                    .shared()
+                    .poisoned
+                    .load(std::sync::atomic::Ordering::Acquire)
+                {
                     Err(self.shared().poison_error())
                 } else {
                     Ok(self.synced_lsn)
@@ -221,8 +283,15 @@ impl Writer {
 
     /// Frames one batch into the buffer, sealing the segment first if it would not fit.
     fn append(&mut self, first: Lsn, records: &[Record]) -> Result<()> {
-        assert_eq!(first, self.last_lsn.next(), "batches reach the writer in LSN order");
-        let batch: usize = records.iter().map(|r| format::frame_bytes(r.payload.len())).sum();
+        assert_eq!(
+            first,
+            self.last_lsn.next(),
+            "batches reach the writer in LSN order"
+        );
+        let batch: usize = records
+            .iter()
+            .map(|r| format::frame_bytes(r.payload.len()))
+            .sum();
         let end = self.file_pos + (self.buf.len() + batch + FOOTER_BYTES) as u64;
         if self.records > 0 && end > self.options.segment_bytes_max {
             self.rotate()?;
@@ -230,7 +299,14 @@ impl Writer {
         let n = records.len();
         for (i, r) in records.iter().enumerate() {
             let flags = if i + 1 < n { FLAG_BATCH_CONTINUES } else { 0 };
-            format::encode_frame(&mut self.buf, self.seg, Lsn(first.0 + i as u64), r.kind, flags, &r.payload);
+            format::encode_frame(
+                &mut self.buf,
+                self.seg,
+                Lsn(first.0 + i as u64),
+                r.kind,
+                flags,
+                &r.payload,
+            );
         }
         self.records += n as u64;
         self.last_lsn = Lsn(first.0 + n as u64 - 1);
@@ -247,7 +323,9 @@ impl Writer {
             return Ok(());
         }
         let end = self.file_pos + self.buf.len() as u64;
-        self.file.write_all_at(&self.buf, self.file_pos).map_err(io_err(&*self.storage, "write", self.name()))?;
+        self.file
+            .write_all_at(&self.buf, self.file_pos)
+            .map_err(io_err(&*self.storage, "write", self.name()))?;
         if end + FOOTER_BYTES as u64 > self.allocated {
             let to = (self.allocated + self.options.prewrite_bytes)
                 .min(self.options.segment_bytes_max)
@@ -270,7 +348,9 @@ impl Writer {
         if self.synced_lsn == self.last_lsn && !self.segments_changed {
             return Ok(());
         }
-        self.file.sync_data().map_err(io_err(&*self.storage, "fsync", self.name()))?;
+        self.file
+            .sync_data()
+            .map_err(io_err(&*self.storage, "fsync", self.name()))?;
         self.synced_lsn = self.last_lsn;
         self.publish();
         Ok(())
@@ -286,7 +366,9 @@ impl Writer {
         // Readers read the active segment up to here; every frame before it is durable.
         v.active_bytes = self.file_pos;
         v.durable_lsn = self.synced_lsn;
-        shared.durable_lsn.store(self.synced_lsn.0, std::sync::atomic::Ordering::Release);
+        shared
+            .durable_lsn
+            .store(self.synced_lsn.0, std::sync::atomic::Ordering::Release);
         drop(v);
         shared.durable_changed.notify_all();
     }
@@ -295,11 +377,19 @@ impl Writer {
     fn rotate(&mut self) -> Result<()> {
         self.write_buf()?;
         let digest = *self.hasher.finalize().as_bytes();
-        let footer =
-            format::encode_footer(self.seg, &Footer { record_count: self.records, last_lsn: self.last_lsn, digest });
+        let footer = format::encode_footer(
+            self.seg,
+            &Footer {
+                record_count: self.records,
+                last_lsn: self.last_lsn,
+                digest,
+            },
+        );
         let name = self.name().to_string();
         let e = |op| io_err(&*self.storage, op, &name);
-        self.file.write_all_at(&footer, self.file_pos).map_err(e("write footer"))?;
+        self.file
+            .write_all_at(&footer, self.file_pos)
+            .map_err(e("write footer"))?;
         let sealed_bytes = self.file_pos + FOOTER_BYTES as u64;
         self.file.set_len(sealed_bytes).map_err(e("truncate"))?;
         self.file.sync_data().map_err(e("fsync"))?;
@@ -313,9 +403,13 @@ impl Writer {
         }
         let id = SegmentId(self.seg.0 + 1);
         let first = self.last_lsn.next();
-        let (file, name, allocated) = create_segment(&*self.storage, &self.options, id, first, digest)?;
-        let header =
-            format::encode_segment_header(&SegmentHeader { segment: id, first_lsn: first, prev_digest: digest });
+        let (file, name, allocated) =
+            create_segment(&*self.storage, &self.options, id, first, digest)?;
+        let header = format::encode_segment_header(&SegmentHeader {
+            segment: id,
+            first_lsn: first,
+            prev_digest: digest,
+        });
         self.hasher = blake3::Hasher::new();
         self.hasher.update(&header);
         self.file = file;

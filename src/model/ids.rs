@@ -129,7 +129,9 @@ pub struct Timestamp(pub i64);
 impl Timestamp {
     /// Now, from the system clock.
     pub fn now() -> Self {
-        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Timestamp(d.as_micros() as i64)
     }
 }

@@ -100,11 +100,21 @@ pub struct BranchQuery {
 impl BranchQuery {
     /// All branches of a volume set.
     pub fn all(volume_set: VolumeSetId) -> Self {
-        BranchQuery { volume_set, id: None, name: None, search: None }
+        BranchQuery {
+            volume_set,
+            id: None,
+            name: None,
+            search: None,
+        }
     }
     /// The branch with this name.
     pub fn named(volume_set: VolumeSetId, name: &str) -> Self {
-        BranchQuery { volume_set, id: None, name: Some(name.to_string()), search: None }
+        BranchQuery {
+            volume_set,
+            id: None,
+            name: Some(name.to_string()),
+            search: None,
+        }
     }
 }
 
@@ -123,10 +133,14 @@ pub const ATTR_BYTES_MAX: usize = 16 * 1024;
 pub fn validate_branch_name(name: &str) -> Result<()> {
     validate_text("branch name", name, NAME_BYTES_MAX)?;
     if let Some(c) = name.chars().find(|c| *c == ':' || *c == '*') {
-        return Err(Error::InvalidArgument(format!("branch name {name:?} may not contain {c:?}")));
+        return Err(Error::InvalidArgument(format!(
+            "branch name {name:?} may not contain {c:?}"
+        )));
     }
     if name.trim() != name {
-        return Err(Error::InvalidArgument(format!("branch name {name:?} has leading or trailing white space")));
+        return Err(Error::InvalidArgument(format!(
+            "branch name {name:?} has leading or trailing white space"
+        )));
     }
     Ok(())
 }
@@ -143,11 +157,19 @@ pub fn validate_volume_set_name(name: &str) -> Result<()> {
 /// allowed in descriptions only).
 pub fn validate_text(what: &str, s: &str, max: usize) -> Result<()> {
     if s.len() > max {
-        return Err(Error::InvalidArgument(format!("{what} is {} bytes long; the limit is {max}", s.len())));
+        return Err(Error::InvalidArgument(format!(
+            "{what} is {} bytes long; the limit is {max}",
+            s.len()
+        )));
     }
     let allow_ws = what == "description";
-    if let Some(c) = s.chars().find(|c| c.is_control() && !(allow_ws && (*c == '\n' || *c == '\t' || *c == '\r'))) {
-        return Err(Error::InvalidArgument(format!("{what} {s:?} contains the control character {c:?}")));
+    if let Some(c) = s
+        .chars()
+        .find(|c| c.is_control() && !(allow_ws && (*c == '\n' || *c == '\t' || *c == '\r')))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "{what} {s:?} contains the control character {c:?}"
+        )));
     }
     Ok(())
 }
@@ -155,7 +177,10 @@ pub fn validate_text(what: &str, s: &str, max: usize) -> Result<()> {
 /// Checks an attribute map against the limits.
 pub fn validate_attrs(attrs: &Attrs) -> Result<()> {
     if attrs.len() > ATTRS_MAX {
-        return Err(Error::InvalidArgument(format!("{} attributes; the limit is {ATTRS_MAX}", attrs.len())));
+        return Err(Error::InvalidArgument(format!(
+            "{} attributes; the limit is {ATTRS_MAX}",
+            attrs.len()
+        )));
     }
     for (k, v) in attrs {
         if k.is_empty() {
@@ -163,7 +188,9 @@ pub fn validate_attrs(attrs: &Attrs) -> Result<()> {
         }
         validate_text("attribute key", k, ATTR_BYTES_MAX)?;
         if v.len() > ATTR_BYTES_MAX {
-            return Err(Error::InvalidArgument(format!("attribute {k:?} value exceeds {ATTR_BYTES_MAX} bytes")));
+            return Err(Error::InvalidArgument(format!(
+                "attribute {k:?} value exceeds {ATTR_BYTES_MAX} bytes"
+            )));
         }
     }
     Ok(())
@@ -180,11 +207,16 @@ pub fn glob_matches(glob: &str, path: &str) -> bool {
         Some(rest) => (true, rest),
         None => (false, glob),
     };
-    let Ok(p) = ::glob::Pattern::new(pat) else { return false };
+    let Ok(p) = ::glob::Pattern::new(pat) else {
+        return false;
+    };
     if p.matches_with(path, opts) {
         return true;
     }
-    !anchored && path.match_indices('/').any(|(i, _)| p.matches_with(&path[i + 1..], opts))
+    !anchored
+        && path
+            .match_indices('/')
+            .any(|(i, _)| p.matches_with(&path[i + 1..], opts))
 }
 
 #[cfg(test)]
@@ -212,8 +244,18 @@ mod tests {
 
     #[test]
     fn paging() {
-        let p = Page { offset: 1, limit: Some(2) };
+        let p = Page {
+            offset: 1,
+            limit: Some(2),
+        };
         assert_eq!(p.apply(vec![1, 2, 3, 4]), vec![2, 3]);
-        assert_eq!(Page { offset: 9, limit: None }.apply(vec![1]), Vec::<i32>::new());
+        assert_eq!(
+            Page {
+                offset: 9,
+                limit: None
+            }
+            .apply(vec![1]),
+            Vec::<i32>::new()
+        );
     }
 }

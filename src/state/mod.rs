@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::event::{Envelope, Event, NewBranch};
 use crate::log::Lsn;
 use crate::model::{
-    Attrs, BlobId, BranchId, Bush, Snapshot, SnapshotId, SnapshotMeta, Timestamp, Volume, VolumeId, VolumeSet,
-    VolumeSetId,
+    Attrs, BlobId, BranchId, Bush, Snapshot, SnapshotId, SnapshotMeta, Timestamp, Volume, VolumeId,
+    VolumeSet, VolumeSetId,
 };
 
 /// Hash maps of the projections: foldhash is several times faster than SipHash on 16-byte
@@ -53,17 +53,36 @@ pub(crate) struct SnapText {
 
 impl SnapText {
     fn from_meta(m: &SnapshotMeta) -> Option<Box<SnapText>> {
-        Self::from_parts(&m.name, &m.description, &m.attrs, [&m.creator, &m.creator_name, &m.owner, &m.owner_name])
+        Self::from_parts(
+            &m.name,
+            &m.description,
+            &m.attrs,
+            [&m.creator, &m.creator_name, &m.owner, &m.owner_name],
+        )
     }
 
     fn from_snapshot(s: &Snapshot) -> Option<Box<SnapText>> {
-        Self::from_parts(&s.name, &s.description, &s.attrs, [&s.creator, &s.creator_name, &s.owner, &s.owner_name])
+        Self::from_parts(
+            &s.name,
+            &s.description,
+            &s.attrs,
+            [&s.creator, &s.creator_name, &s.owner, &s.owner_name],
+        )
     }
 
     /// `None` when every field is empty: most snapshots carry no text, and replay should
     /// not clone (or allocate) anything for them.
-    fn from_parts(name: &str, description: &str, attrs: &Attrs, people: [&String; 4]) -> Option<Box<SnapText>> {
-        if name.is_empty() && description.is_empty() && attrs.is_empty() && people.iter().all(|p| p.is_empty()) {
+    fn from_parts(
+        name: &str,
+        description: &str,
+        attrs: &Attrs,
+        people: [&String; 4],
+    ) -> Option<Box<SnapText>> {
+        if name.is_empty()
+            && description.is_empty()
+            && attrs.is_empty()
+            && people.iter().all(|p| p.is_empty())
+        {
             return None;
         }
         let [creator, creator_name, owner, owner_name] = people.map(|p| p.clone());
@@ -116,7 +135,9 @@ impl SnapTable {
         self.index.contains_key(id)
     }
     pub fn get(&self, id: &SnapshotId) -> Option<&SnapRow> {
-        self.index.get(id).and_then(|&slot| self.rows[slot as usize].as_ref())
+        self.index
+            .get(id)
+            .and_then(|&slot| self.rows[slot as usize].as_ref())
     }
     pub fn get_mut(&mut self, id: &SnapshotId) -> Option<&mut SnapRow> {
         let slot = *self.index.get(id)?;
@@ -145,7 +166,9 @@ impl SnapTable {
         self.rows[slot as usize].take()
     }
     pub fn iter(&self) -> impl Iterator<Item = (&SnapshotId, &SnapRow)> {
-        self.index.iter().filter_map(|(id, &slot)| self.rows[slot as usize].as_ref().map(|r| (id, r)))
+        self.index
+            .iter()
+            .filter_map(|(id, &slot)| self.rows[slot as usize].as_ref().map(|r| (id, r)))
     }
 }
 
@@ -236,7 +259,9 @@ impl State {
             }
             Event::DeleteVolumeSet { id } => self.delete_volume_set(*id),
             Event::ForkBranch(b) | Event::ImportBranch(b) => self.new_branch(b),
-            Event::ExtendBranch { branch, snapshots, .. } => {
+            Event::ExtendBranch {
+                branch, snapshots, ..
+            } => {
                 for s in snapshots {
                     self.insert_snapshot(s);
                 }
@@ -244,13 +269,19 @@ impl State {
                     self.move_tip(*branch, last.id);
                 }
             }
-            Event::RenameBranch { branch, new_name, .. } => {
+            Event::RenameBranch {
+                branch, new_name, ..
+            } => {
                 if let Some(row) = self.branches.get_mut(branch) {
-                    let vs = self.volume_sets.get_mut(&row.volume_set).expect("branch's volume set");
+                    let vs = self
+                        .volume_sets
+                        .get_mut(&row.volume_set)
+                        .expect("branch's volume set");
                     if !row.name.is_empty() && vs.branches_by_name.get(&row.name) == Some(branch) {
                         vs.branches_by_name.remove(&row.name);
                     }
-                    vs.branch_order.remove(&(std::mem::take(&mut row.name), *branch));
+                    vs.branch_order
+                        .remove(&(std::mem::take(&mut row.name), *branch));
                     vs.branch_order.insert((new_name.clone(), *branch));
                     row.name.clone_from(new_name);
                     if !new_name.is_empty() {
@@ -269,13 +300,23 @@ impl State {
                     }
                 }
             }
-            Event::SetBlobIdAndSize { snapshot, blob, size, .. } => {
+            Event::SetBlobIdAndSize {
+                snapshot,
+                blob,
+                size,
+                ..
+            } => {
                 if let Some(row) = self.snapshots.get_mut(snapshot) {
                     row.blob = (!blob.is_nil()).then(|| blob.0.clone().into_boxed_str());
                     row.size = *size;
                 }
             }
-            Event::DeleteSnapshots { volume_set, snapshots, new_tip, .. } => {
+            Event::DeleteSnapshots {
+                volume_set,
+                snapshots,
+                new_tip,
+                ..
+            } => {
                 self.delete_snapshots(*volume_set, snapshots);
                 if let Some(t) = new_tip {
                     self.add_branch(*volume_set, t.branch, &t.name, t.snapshot);
@@ -291,10 +332,13 @@ impl State {
                 if let Some(b) = volume.base {
                     *self.volumes_by_base.entry(b).or_default() += 1;
                 }
-                self.mount_paths.insert(volume.mount_path.clone(), volume.id.clone());
+                self.mount_paths
+                    .insert(volume.mount_path.clone(), volume.id.clone());
                 self.volumes.insert(volume.id.clone(), volume.clone());
             }
-            Event::UpdateVolume { id, name, attrs, .. } => {
+            Event::UpdateVolume {
+                id, name, attrs, ..
+            } => {
                 if let Some(v) = self.volumes.get_mut(id) {
                     v.name.clone_from(name);
                     v.attrs.clone_from(attrs);
@@ -305,7 +349,10 @@ impl State {
     }
 
     fn insert_snapshot(&mut self, s: &Snapshot) {
-        let (depth, root) = match s.parent.and_then(|p| self.snapshots.get_mut(&p).map(|r| (p, r))) {
+        let (depth, root) = match s
+            .parent
+            .and_then(|p| self.snapshots.get_mut(&p).map(|r| (p, r)))
+        {
             Some((_, parent)) => {
                 parent.children += 1;
                 (parent.depth + 1, parent.root)
@@ -327,7 +374,10 @@ impl State {
         self.snapshots.insert(s.id, row);
         if let Some(vs) = self.volume_sets.get_mut(&s.volume_set) {
             vs.snapshots.push(s.id);
-            vs.last_snapshot_time = Some(vs.last_snapshot_time.map_or(s.created, |t| t.max(s.created)));
+            vs.last_snapshot_time = Some(
+                vs.last_snapshot_time
+                    .map_or(s.created, |t| t.max(s.created)),
+            );
         }
     }
 
@@ -339,7 +389,14 @@ impl State {
     }
 
     fn add_branch(&mut self, volume_set: VolumeSetId, id: BranchId, name: &str, tip: SnapshotId) {
-        self.branches.insert(id, BranchRow { volume_set, name: name.to_string(), tip });
+        self.branches.insert(
+            id,
+            BranchRow {
+                volume_set,
+                name: name.to_string(),
+                tip,
+            },
+        );
         self.by_tip.insert(tip, id);
         if let Some(vs) = self.volume_sets.get_mut(&volume_set) {
             vs.branch_order.insert((name.to_string(), id));
@@ -392,7 +449,11 @@ impl State {
             vs.snapshots.retain(|s| !gone.contains(s));
             vs.last_snapshot_time = None;
             let snaps = &self.snapshots;
-            vs.last_snapshot_time = vs.snapshots.iter().filter_map(|s| snaps.get(s).map(|r| r.created)).max();
+            vs.last_snapshot_time = vs
+                .snapshots
+                .iter()
+                .filter_map(|s| snaps.get(s).map(|r| r.created))
+                .max();
         }
     }
 
@@ -413,7 +474,9 @@ impl State {
     }
 
     fn delete_volume_set(&mut self, id: VolumeSetId) {
-        let Some(row) = self.volume_sets.remove(&id) else { return };
+        let Some(row) = self.volume_sets.remove(&id) else {
+            return;
+        };
         for (_, b) in &row.branch_order {
             if let Some(br) = self.branches.remove(b) {
                 if self.by_tip.get(&br.tip) == Some(b) {
@@ -429,7 +492,12 @@ impl State {
             }
         }
         self.bushes.retain(|_, b| b.volume_set != id);
-        let vols: Vec<VolumeId> = self.volumes.values().filter(|v| v.volume_set == id).map(|v| v.id.clone()).collect();
+        let vols: Vec<VolumeId> = self
+            .volumes
+            .values()
+            .filter(|v| v.volume_set == id)
+            .map(|v| v.id.clone())
+            .collect();
         for v in vols {
             self.delete_volume(&v);
         }
@@ -443,7 +511,12 @@ impl State {
 
     /// [`State::snapshot_of`] when the caller already holds the branch ending here (or
     /// knows there is none): tip and branch listings skip two lookups per snapshot.
-    pub(crate) fn snapshot_with_branch(&self, id: SnapshotId, row: &SnapRow, branch: Option<&BranchRow>) -> Snapshot {
+    pub(crate) fn snapshot_with_branch(
+        &self,
+        id: SnapshotId,
+        row: &SnapRow,
+        branch: Option<&BranchRow>,
+    ) -> Snapshot {
         let t = row.text.as_deref();
         let s = |f: fn(&SnapText) -> &String| t.map(|t| f(t).clone()).unwrap_or_default();
         Snapshot {
@@ -464,7 +537,9 @@ impl State {
             depth: row.depth,
             num_children: row.children,
             is_tip: branch.is_some(),
-            branch_name: branch.filter(|b| !b.name.is_empty()).map(|b| b.name.clone()),
+            branch_name: branch
+                .filter(|b| !b.name.is_empty())
+                .map(|b| b.name.clone()),
         }
     }
 

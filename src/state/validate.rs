@@ -6,8 +6,8 @@ use crate::error::{Error, Result};
 use crate::event::{Event, NewBranch, NewTip, SnapshotUpdate};
 use crate::model::query::{validate_attrs, validate_text, DESCRIPTION_BYTES_MAX, NAME_BYTES_MAX};
 use crate::model::{
-    validate_branch_name, validate_volume_set_name, BlobId, BranchId, Bush, Snapshot, SnapshotId, Volume, VolumeId,
-    VolumeSet, VolumeSetId,
+    validate_branch_name, validate_volume_set_name, BlobId, BranchId, Bush, Snapshot, SnapshotId,
+    Volume, VolumeId, VolumeSet, VolumeSetId,
 };
 use crate::state::{Map, Set, State};
 use crate::sync::{resolve, MetaConflict, ResolveStatus};
@@ -17,7 +17,9 @@ pub const BATCH_SNAPSHOTS_MAX: usize = 100_000;
 
 fn check_batch(n: usize) -> Result<()> {
     if n > BATCH_SNAPSHOTS_MAX {
-        return Err(Error::InvalidArgument(format!("{n} snapshots in one call; the limit is {BATCH_SNAPSHOTS_MAX}")));
+        return Err(Error::InvalidArgument(format!(
+            "{n} snapshots in one call; the limit is {BATCH_SNAPSHOTS_MAX}"
+        )));
     }
     Ok(())
 }
@@ -25,9 +27,12 @@ fn check_batch(n: usize) -> Result<()> {
 fn check_snapshot_fields(s: &Snapshot) -> Result<()> {
     validate_text("snapshot name", &s.name, NAME_BYTES_MAX)?;
     validate_text("description", &s.description, DESCRIPTION_BYTES_MAX)?;
-    for (what, v) in
-        [("creator", &s.creator), ("creator name", &s.creator_name), ("owner", &s.owner), ("owner name", &s.owner_name)]
-    {
+    for (what, v) in [
+        ("creator", &s.creator),
+        ("creator name", &s.creator_name),
+        ("owner", &s.owner),
+        ("owner name", &s.owner_name),
+    ] {
         validate_text(what, v, NAME_BYTES_MAX)?;
     }
     validate_text("blob id", &s.blob.0, NAME_BYTES_MAX)?;
@@ -67,7 +72,10 @@ fn check_chain(state: &State, snaps: &[Snapshot]) -> Result<(VolumeSetId, Vec<Sn
             )));
         }
         if !seen.insert(s.id) {
-            return Err(Error::InvalidArgument(format!("snapshot {} appears twice", s.id)));
+            return Err(Error::InvalidArgument(format!(
+                "snapshot {} appears twice",
+                s.id
+            )));
         }
         if i > 0 && s.parent != Some(snaps[i - 1].id) {
             return Err(Error::InvalidArgument(format!(
@@ -133,20 +141,46 @@ impl State {
         // cover every writable field (user names, last-modified), which the three-way
         // comparison leaves out, or a change to only those is dropped as "no action".
         let tgt_eq_cur = target.same_meta(cur) && (init.is_some() || target.meta() == cur.meta());
-        let status = resolve(tgt_eq_cur, init.map(|i| cur.same_meta(i)), init.map(|i| target.same_meta(i)));
+        let status = resolve(
+            tgt_eq_cur,
+            init.map(|i| cur.same_meta(i)),
+            init.map(|i| target.same_meta(i)),
+        );
         match status {
             ResolveStatus::NoAction => Ok((None, None)),
             ResolveStatus::UseCurrent => {
                 check_volume_set_fields(cur)?;
-                Ok((Some(Event::UpdateVolumeSet { id: cur.id, new: cur.meta(), old: target.meta() }), None))
+                Ok((
+                    Some(Event::UpdateVolumeSet {
+                        id: cur.id,
+                        new: cur.meta(),
+                        old: target.meta(),
+                    }),
+                    None,
+                ))
             }
-            _ => Ok((None, Some(MetaConflict { target, current: cur.clone(), initial: init.cloned(), status }))),
+            _ => Ok((
+                None,
+                Some(MetaConflict {
+                    target,
+                    current: cur.clone(),
+                    initial: init.cloned(),
+                    status,
+                }),
+            )),
         }
     }
 
     pub(crate) fn check_set_volume_set_size(&self, id: VolumeSetId, size: u64) -> Result<Event> {
-        let row = self.volume_sets.get(&id).ok_or(Error::VolumeSetNotFound(id))?;
-        Ok(Event::SetVolumeSetSize { id, size, old_size: row.vs.size })
+        let row = self
+            .volume_sets
+            .get(&id)
+            .ok_or(Error::VolumeSetNotFound(id))?;
+        Ok(Event::SetVolumeSetSize {
+            id,
+            size,
+            old_size: row.vs.size,
+        })
     }
 
     pub(crate) fn check_delete_volume_set(&self, id: VolumeSetId) -> Result<Event> {
@@ -174,7 +208,11 @@ impl State {
         }
         if !name.is_empty() {
             if let Some(existing) = self.volume_sets[&vs].branches_by_name.get(name) {
-                return Err(Error::BranchAlreadyExists { volume_set: vs, name: name.to_string(), existing: *existing });
+                return Err(Error::BranchAlreadyExists {
+                    volume_set: vs,
+                    name: name.to_string(),
+                    existing: *existing,
+                });
             }
         }
         let tip = snaps[snaps.len() - 1].id;
@@ -183,8 +221,18 @@ impl State {
                 "snapshot {tip} is already the tip of branch {other}; a snapshot is the tip of at most one branch"
             )));
         }
-        let nb = NewBranch { volume_set: vs, branch, name: name.to_string(), snapshots: fresh, tip };
-        Ok(Some(if import { Event::ImportBranch(nb) } else { Event::ForkBranch(nb) }))
+        let nb = NewBranch {
+            volume_set: vs,
+            branch,
+            name: name.to_string(),
+            snapshots: fresh,
+            tip,
+        };
+        Ok(Some(if import {
+            Event::ImportBranch(nb)
+        } else {
+            Event::ForkBranch(nb)
+        }))
     }
 
     pub(crate) fn check_extend_branch(&self, snaps: &[Snapshot]) -> Result<Option<Event>> {
@@ -198,29 +246,60 @@ impl State {
             )));
         }
         let (vs, fresh) = check_chain(self, snaps)?;
-        let Some(first) = fresh.first() else { return Ok(None) };
+        let Some(first) = fresh.first() else {
+            return Ok(None);
+        };
         let parent = first.parent.expect("checked above or chained");
         let branch = *self.by_tip.get(&parent).ok_or(Error::NotATip(parent))?;
-        Ok(Some(Event::ExtendBranch { volume_set: vs, branch, old_tip: parent, snapshots: fresh }))
+        Ok(Some(Event::ExtendBranch {
+            volume_set: vs,
+            branch,
+            old_tip: parent,
+            snapshots: fresh,
+        }))
     }
 
-    pub(crate) fn check_rename_branch(&self, vs: VolumeSetId, old: &str, new: &str) -> Result<Event> {
-        let row = self.volume_sets.get(&vs).ok_or(Error::VolumeSetNotFound(vs))?;
+    pub(crate) fn check_rename_branch(
+        &self,
+        vs: VolumeSetId,
+        old: &str,
+        new: &str,
+    ) -> Result<Event> {
+        let row = self
+            .volume_sets
+            .get(&vs)
+            .ok_or(Error::VolumeSetNotFound(vs))?;
         validate_branch_name(new)?;
         if new.is_empty() {
-            return Err(Error::InvalidArgument("the new branch name is empty".into()));
+            return Err(Error::InvalidArgument(
+                "the new branch name is empty".into(),
+            ));
         }
         if old == new {
-            return Err(Error::InvalidArgument(format!("branch {old:?} already has that name")));
+            return Err(Error::InvalidArgument(format!(
+                "branch {old:?} already has that name"
+            )));
         }
         let branch = *row
             .branches_by_name
             .get(old)
-            .ok_or_else(|| Error::BranchNotFound { volume_set: vs, what: format!("{old:?}") })?;
+            .ok_or_else(|| Error::BranchNotFound {
+                volume_set: vs,
+                what: format!("{old:?}"),
+            })?;
         if let Some(existing) = row.branches_by_name.get(new) {
-            return Err(Error::BranchAlreadyExists { volume_set: vs, name: new.to_string(), existing: *existing });
+            return Err(Error::BranchAlreadyExists {
+                volume_set: vs,
+                name: new.to_string(),
+                existing: *existing,
+            });
         }
-        Ok(Event::RenameBranch { volume_set: vs, branch, old_name: old.to_string(), new_name: new.to_string() })
+        Ok(Event::RenameBranch {
+            volume_set: vs,
+            branch,
+            old_name: old.to_string(),
+            new_name: new.to_string(),
+        })
     }
 
     /// Three-way update of a batch of snapshots, all against this one state.
@@ -234,12 +313,16 @@ impl State {
         let mut returned = Vec::new();
         for (cur, init) in pairs {
             if !seen.insert(cur.id) {
-                return Err(Error::InvalidArgument(format!("snapshot {} appears twice in one update", cur.id)));
+                return Err(Error::InvalidArgument(format!(
+                    "snapshot {} appears twice in one update",
+                    cur.id
+                )));
             }
             let target = self.get_snapshot(cur.id)?;
             // Without an initial the write is unconditional: compare every writable field
             // (see `check_update_volume_set`), so `update_snapshot` always stamps its time.
-            let tgt_eq_cur = target.same_meta(cur) && (init.is_some() || target.meta() == cur.meta());
+            let tgt_eq_cur =
+                target.same_meta(cur) && (init.is_some() || target.meta() == cur.meta());
             let status = resolve(
                 tgt_eq_cur,
                 init.as_ref().map(|i| cur.same_meta(i)),
@@ -265,19 +348,44 @@ impl State {
                 }
             }
             if status == ResolveStatus::UseCurrent || set_blob.is_some() {
-                let new = if status == ResolveStatus::UseCurrent { cur.meta() } else { target.meta() };
-                updates.push(SnapshotUpdate { id: cur.id, new, old: target.meta(), set_blob });
+                let new = if status == ResolveStatus::UseCurrent {
+                    cur.meta()
+                } else {
+                    target.meta()
+                };
+                updates.push(SnapshotUpdate {
+                    id: cur.id,
+                    new,
+                    old: target.meta(),
+                    set_blob,
+                });
             }
-            if matches!(status, ResolveStatus::UseTargetNoConflict | ResolveStatus::UseTargetConflict) {
-                returned.push(MetaConflict { target, current: cur.clone(), initial: init.clone(), status });
+            if matches!(
+                status,
+                ResolveStatus::UseTargetNoConflict | ResolveStatus::UseTargetConflict
+            ) {
+                returned.push(MetaConflict {
+                    target,
+                    current: cur.clone(),
+                    initial: init.clone(),
+                    status,
+                });
             }
         }
         let event = (!updates.is_empty()).then_some(Event::UpdateSnapshots { updates });
         Ok((event, returned))
     }
 
-    pub(crate) fn check_set_blob(&self, snap: SnapshotId, blob: &BlobId, size: u64) -> Result<Event> {
-        let row = self.snapshots.get(&snap).ok_or(Error::SnapshotNotFound(snap))?;
+    pub(crate) fn check_set_blob(
+        &self,
+        snap: SnapshotId,
+        blob: &BlobId,
+        size: u64,
+    ) -> Result<Event> {
+        let row = self
+            .snapshots
+            .get(&snap)
+            .ok_or(Error::SnapshotNotFound(snap))?;
         validate_text("blob id", &blob.0, NAME_BYTES_MAX)?;
         Ok(Event::SetBlobIdAndSize {
             snapshot: snap,
@@ -304,9 +412,15 @@ impl State {
         check_batch(snaps.len())?;
         let gone: Set<SnapshotId> = snaps.iter().copied().collect();
         if gone.len() != snaps.len() {
-            return Err(Error::InvalidArgument("a snapshot appears twice in one delete".into()));
+            return Err(Error::InvalidArgument(
+                "a snapshot appears twice in one delete".into(),
+            ));
         }
-        let vs = self.snapshots.get(&snaps[0]).ok_or(Error::SnapshotNotFound(snaps[0]))?.volume_set;
+        let vs = self
+            .snapshots
+            .get(&snaps[0])
+            .ok_or(Error::SnapshotNotFound(snaps[0]))?
+            .volume_set;
         let mut children_gone: Map<SnapshotId, u32> = Map::default();
         for id in snaps {
             let row = self.snapshots.get(id).ok_or(Error::SnapshotNotFound(*id))?;
@@ -317,7 +431,10 @@ impl State {
                 )));
             }
             if let Some(n) = self.volumes_by_base.get(id) {
-                return Err(Error::SnapshotInUse { snapshot: *id, volumes: *n });
+                return Err(Error::SnapshotInUse {
+                    snapshot: *id,
+                    volumes: *n,
+                });
             }
             // Count the deleted children of every parent, not only of deleted ones: the
             // new tip is a surviving parent, and it only becomes a leaf (and takes the
@@ -330,19 +447,29 @@ impl State {
             let row = &self.snapshots[id];
             let left = row.children - children_gone.get(id).copied().unwrap_or(0);
             if left > 0 {
-                return Err(Error::HasChildren { snapshot: *id, children: left });
+                return Err(Error::HasChildren {
+                    snapshot: *id,
+                    children: left,
+                });
             }
         }
-        let removed_branches: Vec<BranchId> = snaps.iter().filter_map(|s| self.by_tip.get(s).copied()).collect();
+        let removed_branches: Vec<BranchId> = snaps
+            .iter()
+            .filter_map(|s| self.by_tip.get(s).copied())
+            .collect();
         let tip = match new_tip {
             None => None,
             Some(t) => {
                 if gone.contains(&t) {
-                    return Err(Error::InvalidArgument(format!("the new tip {t} is among the deleted snapshots")));
+                    return Err(Error::InvalidArgument(format!(
+                        "the new tip {t} is among the deleted snapshots"
+                    )));
                 }
                 let row = self.snapshots.get(&t).ok_or(Error::SnapshotNotFound(t))?;
                 if row.volume_set != vs {
-                    return Err(Error::InvalidArgument(format!("the new tip {t} is in another volume set")));
+                    return Err(Error::InvalidArgument(format!(
+                        "the new tip {t} is in another volume set"
+                    )));
                 }
                 let left = row.children - children_gone.get(&t).copied().unwrap_or(0);
                 if left == 0 && !self.by_tip.contains_key(&t) {
@@ -351,21 +478,37 @@ impl State {
                         .map(|b| self.branches[b].name.as_str())
                         .filter(|n| !n.is_empty())
                         .collect();
-                    let name = if named.len() == 1 { named[0].to_string() } else { String::new() };
-                    Some(NewTip { snapshot: t, branch: new_branch, name })
+                    let name = if named.len() == 1 {
+                        named[0].to_string()
+                    } else {
+                        String::new()
+                    };
+                    Some(NewTip {
+                        snapshot: t,
+                        branch: new_branch,
+                        name,
+                    })
                 } else {
                     None
                 }
             }
         };
-        Ok(Some(Event::DeleteSnapshots { volume_set: vs, snapshots: snaps.to_vec(), removed_branches, new_tip: tip }))
+        Ok(Some(Event::DeleteSnapshots {
+            volume_set: vs,
+            snapshots: snaps.to_vec(),
+            removed_branches,
+            new_tip: tip,
+        }))
     }
 
     pub(crate) fn check_import_bush(&self, bush: &Bush) -> Result<Event> {
         if !self.volume_sets.contains_key(&bush.volume_set) {
             return Err(Error::VolumeSetNotFound(bush.volume_set));
         }
-        let row = self.snapshots.get(&bush.root).ok_or(Error::SnapshotNotFound(bush.root))?;
+        let row = self
+            .snapshots
+            .get(&bush.root)
+            .ok_or(Error::SnapshotNotFound(bush.root))?;
         if row.parent.is_some() || row.volume_set != bush.volume_set {
             return Err(Error::InvalidArgument(format!(
                 "snapshot {} is not a root of volume set {}",
@@ -402,7 +545,9 @@ impl State {
         if let Some(b) = v.base {
             let row = self.snapshots.get(&b).ok_or(Error::SnapshotNotFound(b))?;
             if row.volume_set != v.volume_set {
-                return Err(Error::InvalidArgument(format!("base snapshot {b} is in another volume set")));
+                return Err(Error::InvalidArgument(format!(
+                    "base snapshot {b} is in another volume set"
+                )));
             }
         }
         if !v.mount_path.is_empty() && self.mount_paths.contains_key(&v.mount_path) {
@@ -412,7 +557,10 @@ impl State {
     }
 
     pub(crate) fn check_update_volume(&self, v: &Volume) -> Result<Option<Event>> {
-        let old = self.volumes.get(&v.id).ok_or_else(|| Error::VolumeNotFound(v.id.clone()))?;
+        let old = self
+            .volumes
+            .get(&v.id)
+            .ok_or_else(|| Error::VolumeNotFound(v.id.clone()))?;
         validate_text("volume name", &v.name, NAME_BYTES_MAX)?;
         validate_attrs(&v.attrs)?;
         if old.name == v.name && old.attrs == v.attrs {

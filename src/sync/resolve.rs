@@ -29,7 +29,11 @@ pub enum ResolveStatus {
 }
 
 /// Resolves given the three equalities (`cur_eq_init` is `None` without an initial).
-pub fn resolve(tgt_eq_cur: bool, cur_eq_init: Option<bool>, tgt_eq_init: Option<bool>) -> ResolveStatus {
+pub fn resolve(
+    tgt_eq_cur: bool,
+    cur_eq_init: Option<bool>,
+    tgt_eq_init: Option<bool>,
+) -> ResolveStatus {
     match (cur_eq_init, tgt_eq_init) {
         (None, _) if tgt_eq_cur => ResolveStatus::NoAction,
         (None, _) => ResolveStatus::UseCurrent,
@@ -65,7 +69,8 @@ mod tests {
     /// Every row of the table, with values standing for the three versions.
     #[test]
     fn the_table() {
-        let r = |t: i32, c: i32, i: Option<i32>| resolve(t == c, i.map(|i| c == i), i.map(|i| t == i));
+        let r =
+            |t: i32, c: i32, i: Option<i32>| resolve(t == c, i.map(|i| c == i), i.map(|i| t == i));
         assert_eq!(r(1, 1, Some(1)), ResolveStatus::NoAction);
         assert_eq!(r(2, 1, Some(1)), ResolveStatus::UseTargetNoConflict);
         assert_eq!(r(1, 2, Some(1)), ResolveStatus::UseCurrent);

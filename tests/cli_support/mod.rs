@@ -14,7 +14,9 @@ use mdslog::*;
 /// The `mdslog` binary, with `MDSLOG_DIR` cleared and a fixed actor.
 pub fn mdslog() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mdslog"));
-    c.env_remove("MDSLOG_DIR").env("USER", "tester").write_stdin("");
+    c.env_remove("MDSLOG_DIR")
+        .env("USER", "tester")
+        .write_stdin("");
     c
 }
 
@@ -32,7 +34,9 @@ pub fn run_err(args: &[&str], code: i32) -> String {
 
 /// Parses every line of `s` as JSON.
 pub fn json_lines(s: &str) -> Vec<serde_json::Value> {
-    s.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 /// Log options that make small segments.
@@ -106,25 +110,51 @@ fn snap(vs: VolumeSetId, parent: Option<SnapshotId>, name: &str) -> Snapshot {
 /// Builds the fixture store.
 pub fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions { log: small_segments(), actor: Some("alice".into()) }).unwrap();
-    let attrs =
-        |pairs: &[(&str, &str)]| -> Attrs { pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
-    let db =
-        store.create_volume_set("db", "acme", attrs(&[("team", "storage")]), "our database", "ann", "ann").unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            log: small_segments(),
+            actor: Some("alice".into()),
+        },
+    )
+    .unwrap();
+    let attrs = |pairs: &[(&str, &str)]| -> Attrs {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let db = store
+        .create_volume_set(
+            "db",
+            "acme",
+            attrs(&[("team", "storage")]),
+            "our database",
+            "ann",
+            "ann",
+        )
+        .unwrap();
     let mut root = snap(db.id, None, "root");
     root.blob = BlobId::from("blob-root");
     let s2 = snap(db.id, Some(root.id), "second");
     let s3 = snap(db.id, Some(s2.id), "third");
-    store.fork_branch("master", &[root.clone(), s2.clone(), s3.clone()]).unwrap();
+    store
+        .fork_branch("master", &[root.clone(), s2.clone(), s3.clone()])
+        .unwrap();
     let mid_lsn = store.durable_lsn();
     let mid_time = Timestamp::now();
     // Records after this point are stamped later than mid_time.
     std::thread::sleep(std::time::Duration::from_millis(5));
 
-    let web = store.create_volume_set("web", "", Attrs::new(), "", "bob", "bob").unwrap();
+    let web = store
+        .create_volume_set("web", "", Attrs::new(), "", "bob", "bob")
+        .unwrap();
     let d1 = snap(db.id, Some(s2.id), "dev one");
     let d2 = snap(db.id, Some(d1.id), "dev two");
-    let feature = store.fork_branch("dev", &[d1, d2.clone()]).unwrap().unwrap();
+    let feature = store
+        .fork_branch("dev", &[d1, d2.clone()])
+        .unwrap()
+        .unwrap();
     store.rename_branch(db.id, "dev", "feature").unwrap();
     let mut tip = s3.id;
     for i in 0..60 {
@@ -136,11 +166,23 @@ pub fn fixture() -> Fixture {
     cur.attrs.insert("tier".into(), "gold".into());
     store.update_volume_set(&cur, None).unwrap();
     store.set_volume_set_size(db.id, 5 << 20).unwrap();
-    store.fork_branch("main", &[snap(web.id, None, "web root")]).unwrap();
-    let scratch = store.create_volume_set("scratch", "", Attrs::new(), "", "bob", "bob").unwrap();
-    store.fork_branch("master", &[snap(scratch.id, None, "tmp")]).unwrap();
+    store
+        .fork_branch("main", &[snap(web.id, None, "web root")])
+        .unwrap();
+    let scratch = store
+        .create_volume_set("scratch", "", Attrs::new(), "", "bob", "bob")
+        .unwrap();
+    store
+        .fork_branch("master", &[snap(scratch.id, None, "tmp")])
+        .unwrap();
     store.delete_volume_set(scratch.id).unwrap();
-    store.import_bush(&Bush { root: root.id, volume_set: db.id, data_server: 7 }).unwrap();
+    store
+        .import_bush(&Bush {
+            root: root.id,
+            volume_set: db.id,
+            data_server: 7,
+        })
+        .unwrap();
     store
         .import_volume(&Volume {
             id: VolumeId::from("vol-1"),
@@ -171,7 +213,10 @@ pub fn fixture() -> Fixture {
         counts,
         last_lsn,
     };
-    assert!(f.segments().len() >= 3, "the fixture needs several segments");
+    assert!(
+        f.segments().len() >= 3,
+        "the fixture needs several segments"
+    );
     f
 }
 

@@ -20,12 +20,17 @@ pub fn reopen(dir: &tempfile::TempDir) -> Store {
 
 /// Attributes from pairs.
 pub fn attrs(pairs: &[(&str, &str)]) -> Attrs {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// A volume set named `name`, created through the `VolumeSet` helper.
 pub fn new_vs(store: &Store, name: &str) -> VolumeSet {
-    store.create_volume_set(name, "", Attrs::new(), "", "owner", "creator").unwrap()
+    store
+        .create_volume_set(name, "", Attrs::new(), "", "owner", "creator")
+        .unwrap()
 }
 
 /// A snapshot of `vs` on `parent`, with the given creation time and size.
@@ -56,7 +61,13 @@ pub fn chain(vs: VolumeSetId, parent: Option<SnapshotId>, n: usize) -> Vec<Snaps
 
 /// Forks a new branch `name` of `n` new snapshots on `parent`; returns their ids, oldest
 /// first.
-pub fn fork(store: &Store, vs: VolumeSetId, name: &str, parent: Option<SnapshotId>, n: usize) -> Vec<SnapshotId> {
+pub fn fork(
+    store: &Store,
+    vs: VolumeSetId,
+    name: &str,
+    parent: Option<SnapshotId>,
+    n: usize,
+) -> Vec<SnapshotId> {
     let c = chain(vs, parent, n);
     store.fork_branch(name, &c).unwrap();
     c.iter().map(|s| s.id).collect()

@@ -69,7 +69,9 @@ pub enum Command {
     /// invariants of the state they build. Lists every finding (file, byte offset, LSN, what is wrong), not just the first.
     /// Exit 0 when clean, 1 when anything is wrong, 2 for usage or I/O errors. A torn tail
     /// is not a finding: the next writer's open (or `mdslog repair`) cuts it.
-    #[command(after_help = "Examples:\n  mdslog verify ./store\n  mdslog verify --json ./store | jq '.findings'")]
+    #[command(
+        after_help = "Examples:\n  mdslog verify ./store\n  mdslog verify --json ./store | jq '.findings'"
+    )]
     Verify {
         #[command(flatten)]
         store: StoreDir,
@@ -92,9 +94,11 @@ pub enum Command {
     ///
     /// Readable by default; `--json` prints JSON lines in the stable schema README.md
     /// documents (lsn, kind, kind_id, time, time_us, actor, event).
-    #[command(after_help = "Examples:\n  mdslog dump ./store --from 100 --to 120\n  mdslog dump ./store --kind \
+    #[command(
+        after_help = "Examples:\n  mdslog dump ./store --from 100 --to 120\n  mdslog dump ./store --kind \
                             fork-branch,rename-branch --volume-set db\n  mdslog dump --json ./store | jq -c \
-                            'select(.kind == \"rename-branch\")'")]
+                            'select(.kind == \"rename-branch\")'"
+    )]
     Dump(DumpArgs),
 
     /// Draw the snapshot forest of a volume set.
@@ -102,8 +106,10 @@ pub enum Command {
     /// Each snapshot shows its short id, name, depth, size and whether this store holds
     /// its data (blob); branch names stand at their tips. Long runs of plain snapshots
     /// are elided unless --full.
-    #[command(after_help = "Examples:\n  mdslog tree ./store db\n  mdslog tree ./store db --at 120\n  mdslog tree \
-                            ./store db --at 2025-11-24T17:00:00Z --full")]
+    #[command(
+        after_help = "Examples:\n  mdslog tree ./store db\n  mdslog tree ./store db --at 120\n  mdslog tree \
+                            ./store db --at 2025-11-24T17:00:00Z --full"
+    )]
     Tree {
         #[command(flatten)]
         store: StoreDir,
@@ -126,8 +132,10 @@ pub enum Command {
     /// Creation, renames, edits, deletes, with time and actor; deleted objects have a
     /// history too. ID is a volume set name, a branch as VOLUME_SET:BRANCH, or an id or a unique prefix
     /// of one.
-    #[command(after_help = "Examples:\n  mdslog history ./store db\n  mdslog history ./store db:master\n  mdslog \
-                            history ./store 3f2a9c1e --json")]
+    #[command(
+        after_help = "Examples:\n  mdslog history ./store db\n  mdslog history ./store db:master\n  mdslog \
+                            history ./store 3f2a9c1e --json"
+    )]
     History {
         #[command(flatten)]
         store: StoreDir,
@@ -144,8 +152,10 @@ pub enum Command {
     },
 
     /// One volume set, snapshot or branch, now or as of a point in time.
-    #[command(after_help = "Examples:\n  mdslog show ./store db\n  mdslog show ./store db:master --at 40\n  mdslog \
-                            show ./store 3f2a9c1e --json")]
+    #[command(
+        after_help = "Examples:\n  mdslog show ./store db\n  mdslog show ./store db:master --at 40\n  mdslog \
+                            show ./store 3f2a9c1e --json"
+    )]
     Show {
         #[command(flatten)]
         store: StoreDir,
@@ -165,7 +175,9 @@ pub enum Command {
     /// Without --salvage only a torn tail is cut; with it, the log is cut at the first
     /// damaged place. What is cut is saved beside the log. Takes the writer's lock. Asks for confirmation on a terminal unless --yes; refuses without --yes when
     /// standard input is not a terminal.
-    #[command(after_help = "Examples:\n  mdslog repair ./store\n  mdslog repair ./store --salvage --yes")]
+    #[command(
+        after_help = "Examples:\n  mdslog repair ./store\n  mdslog repair ./store --salvage --yes"
+    )]
     Repair {
         #[command(flatten)]
         store: StoreDir,
@@ -186,10 +198,12 @@ pub enum Command {
     ///
     /// Without --fork the snapshot goes on top of --branch's tip (master by default).
     /// With --fork NAME a new branch starts: off --from SNAPSHOT, or as a new root.
-    #[command(after_help = "Examples:\n  mdslog snapshot ./store db --name 'nightly'              # on master\n  \
+    #[command(
+        after_help = "Examples:\n  mdslog snapshot ./store db --name 'nightly'              # on master\n  \
                             mdslog snapshot ./store db --branch dev --attr build=42\n  mdslog snapshot ./store db \
                             --fork hotfix --from 3f2a9c1e  # new branch off a snapshot\n  mdslog snapshot ./store db \
-                            --fork fresh                  # new branch, new root")]
+                            --fork fresh                  # new branch, new root"
+    )]
     Snapshot(SnapshotArgs),
 
     /// List, rename and delete branches.
@@ -201,8 +215,10 @@ pub enum Command {
     /// The same seed makes the same shape. --snapshots and --branches are totals over all volume sets; every volume set has a
     /// "master" branch, so --branches is at least --volume-sets and --snapshots at least
     /// --branches.
-    #[command(after_help = "Example:\n  mdslog generate ./store --volume-sets 5 --snapshots 100000 --branches 200 \
-                            --seed 42")]
+    #[command(
+        after_help = "Example:\n  mdslog generate ./store --volume-sets 5 --snapshots 100000 --branches 200 \
+                            --seed 42"
+    )]
     Generate(GenerateArgs),
 
     /// Print a shell completion script.
@@ -224,7 +240,12 @@ pub enum Command {
     #[command(after_help = "Example:\n  mdslog demo ./mdslog-demo")]
     Demo {
         /// Store directory (created if missing).
-        #[arg(value_name = "DIR", env = "MDSLOG_DIR", hide_env_values = true, default_value = "mdslog-demo")]
+        #[arg(
+            value_name = "DIR",
+            env = "MDSLOG_DIR",
+            hide_env_values = true,
+            default_value = "mdslog-demo"
+        )]
         dir: PathBuf,
     },
 }
@@ -290,8 +311,10 @@ pub enum VolumeSetCmd {
         json: bool,
     },
     /// List volume sets.
-    #[command(after_help = "Examples:\n  mdslog volume-set list ./store\n  mdslog volume-set list ./store --glob \
-                            'acme/*' --json")]
+    #[command(
+        after_help = "Examples:\n  mdslog volume-set list ./store\n  mdslog volume-set list ./store --glob \
+                            'acme/*' --json"
+    )]
     List {
         #[command(flatten)]
         store: StoreDir,

@@ -9,7 +9,8 @@
 use std::time::Instant;
 
 use mdslog::{
-    Attrs, BlobId, Durability, LogOptions, Snapshot, SnapshotId, Store, StoreOptions, Timestamp, VolumeSet, VolumeSetId,
+    Attrs, BlobId, Durability, LogOptions, Snapshot, SnapshotId, Store, StoreOptions, Timestamp,
+    VolumeSet, VolumeSetId,
 };
 use serde_json::json;
 
@@ -54,13 +55,31 @@ impl Rng {
 }
 
 const SYSTEMS: [&str; 12] = [
-    "orders", "billing", "users", "catalog", "events", "search", "ledger", "metrics", "images", "sessions", "audit",
-    "ml",
+    "orders", "billing", "users", "catalog", "events", "search", "ledger", "metrics", "images",
+    "sessions", "audit", "ml",
 ];
 const KINDS: [&str; 5] = ["db", "warehouse", "cache", "store", "index"];
 const TEAMS: [&str; 6] = ["acme", "payments", "platform", "data", "growth", "infra"];
-const TOPICS: [&str; 8] = ["feature", "fix", "exp", "release", "hotfix", "migration", "perf", "backfill"];
-const WHAT: [&str; 8] = ["nightly", "pre-deploy", "hourly", "manual", "post-migration", "backup", "test run", "load"];
+const TOPICS: [&str; 8] = [
+    "feature",
+    "fix",
+    "exp",
+    "release",
+    "hotfix",
+    "migration",
+    "perf",
+    "backfill",
+];
+const WHAT: [&str; 8] = [
+    "nightly",
+    "pre-deploy",
+    "hourly",
+    "manual",
+    "post-migration",
+    "backup",
+    "test run",
+    "load",
+];
 
 /// Snapshots between two flushes of the buffered log.
 const FLUSH_EVERY: u64 = 100_000;
@@ -90,7 +109,13 @@ struct Workload {
 }
 
 impl Workload {
-    fn snapshot(&mut self, vs: usize, parent: Option<SnapshotId>, branch: &str, depth: u64) -> Snapshot {
+    fn snapshot(
+        &mut self,
+        vs: usize,
+        parent: Option<SnapshotId>,
+        branch: &str,
+        depth: u64,
+    ) -> Snapshot {
         let r = &mut self.rng;
         let mut s = Snapshot::new(SnapshotId(r.uuid()), self.vss[vs].id, parent);
         self.clock += 1 + r.below(300_000_000) as i64; // up to 5 minutes apart
@@ -132,7 +157,10 @@ pub fn generate(a: &GenerateArgs) -> CmdResult {
         )));
     }
     let options = StoreOptions {
-        log: LogOptions { durability: Durability::Buffered, ..LogOptions::default() },
+        log: LogOptions {
+            durability: Durability::Buffered,
+            ..LogOptions::default()
+        },
         actor: Some(a.actor.name()),
     };
     let store = Store::open(dir, options).map_err(|e| Fail::store(e, dir))?;
@@ -156,11 +184,17 @@ pub fn generate(a: &GenerateArgs) -> CmdResult {
     // Volume sets, each with a master branch on a root snapshot.
     for i in 0..v {
         let r = &mut w.rng;
-        let mut vs = VolumeSet::new(VolumeSetId(r.uuid()), format!("{}-{}-{i}", r.pick(&SYSTEMS), r.pick(&KINDS)));
+        let mut vs = VolumeSet::new(
+            VolumeSetId(r.uuid()),
+            format!("{}-{}-{i}", r.pick(&SYSTEMS), r.pick(&KINDS)),
+        );
         vs.prefix = r.pick(&TEAMS).to_string();
         vs.description = format!("{} data of the {} team", r.pick(&SYSTEMS), vs.prefix);
         vs.attrs = Attrs::from([
-            ("tier".to_string(), r.pick(&["gold", "silver", "bronze"]).to_string()),
+            (
+                "tier".to_string(),
+                r.pick(&["gold", "silver", "bronze"]).to_string(),
+            ),
             ("seed".to_string(), a.seed.to_string()),
         ]);
         vs.owner = vs.prefix.clone();
@@ -174,11 +208,22 @@ pub fn generate(a: &GenerateArgs) -> CmdResult {
             )),
             e => err(e),
         })?;
-        w.vss.push(GenVs { id: vs.id, snapshots: Vec::new(), size: 0 });
+        w.vss.push(GenVs {
+            id: vs.id,
+            snapshots: Vec::new(),
+            size: 0,
+        });
         let root = w.snapshot(i as usize, None, "master", 1);
-        store.fork_branch("master", std::slice::from_ref(&root)).map_err(err)?;
+        store
+            .fork_branch("master", std::slice::from_ref(&root))
+            .map_err(err)?;
         w.vss[i as usize].snapshots.push((root.id, 1));
-        w.branches.push(GenBranch { vs: i as usize, name: "master".into(), tip: root.id, depth: 1 });
+        w.branches.push(GenBranch {
+            vs: i as usize,
+            name: "master".into(),
+            tip: root.id,
+            depth: 1,
+        });
         made += 1;
     }
     pb.set_position(made);
@@ -198,17 +243,28 @@ pub fn generate(a: &GenerateArgs) -> CmdResult {
             w.counter += 1;
             let name = format!("{}-{}", w.rng.pick(&TOPICS), w.counter);
             let s = w.snapshot(vs, Some(parent), &name, depth);
-            store.fork_branch(&name, std::slice::from_ref(&s)).map_err(err)?;
+            store
+                .fork_branch(&name, std::slice::from_ref(&s))
+                .map_err(err)?;
             w.vss[vs].snapshots.push((s.id, depth));
-            w.branches.push(GenBranch { vs, name, tip: s.id, depth });
+            w.branches.push(GenBranch {
+                vs,
+                name,
+                tip: s.id,
+                depth,
+            });
             forks_left -= 1;
             made += 1;
         } else {
             // A few busy branches get most snapshots: deep chains.
             let bi = w.rng.skewed(w.branches.len(), 4);
             let len = (1 + w.rng.below(8)).min(extends_left);
-            let (vs, mut tip, mut depth, name) =
-                (w.branches[bi].vs, w.branches[bi].tip, w.branches[bi].depth, w.branches[bi].name.clone());
+            let (vs, mut tip, mut depth, name) = (
+                w.branches[bi].vs,
+                w.branches[bi].tip,
+                w.branches[bi].depth,
+                w.branches[bi].name.clone(),
+            );
             let mut chain = Vec::with_capacity(len as usize);
             for _ in 0..len {
                 depth += 1;
@@ -227,22 +283,29 @@ pub fn generate(a: &GenerateArgs) -> CmdResult {
 
         // Now and then: a rename, an edit of a volume set or of a snapshot.
         if w.branches.len() > w.vss.len() && w.rng.chance(0.03) {
-            let candidates: Vec<usize> = (0..w.branches.len()).filter(|i| w.branches[*i].name != "master").collect();
+            let candidates: Vec<usize> = (0..w.branches.len())
+                .filter(|i| w.branches[*i].name != "master")
+                .collect();
             let bi = candidates[w.rng.below(candidates.len() as u64) as usize];
             w.counter += 1;
             let new = format!("{}-{}", w.rng.pick(&TOPICS), w.counter);
             let vs = w.vss[w.branches[bi].vs].id;
-            store.rename_branch(vs, &w.branches[bi].name, &new).map_err(err)?;
+            store
+                .rename_branch(vs, &w.branches[bi].name, &new)
+                .map_err(err)?;
             w.branches[bi].name = new;
             w.renames += 1;
         }
         if w.rng.chance(0.01) {
             let vi = w.rng.below(w.vss.len() as u64) as usize;
             let mut cur = store.get_volume_set(w.vss[vi].id).map_err(err)?;
-            cur.attrs.insert("edited".into(), w.rng.below(1000).to_string());
+            cur.attrs
+                .insert("edited".into(), w.rng.below(1000).to_string());
             cur.last_modified = Timestamp(w.clock);
             store.update_volume_set(&cur, None).map_err(err)?;
-            store.set_volume_set_size(cur.id, w.vss[vi].size).map_err(err)?;
+            store
+                .set_volume_set_size(cur.id, w.vss[vi].size)
+                .map_err(err)?;
             w.edits += 2;
         }
         if w.rng.chance(0.02) {
@@ -250,7 +313,10 @@ pub fn generate(a: &GenerateArgs) -> CmdResult {
             let snaps = &w.vss[vi].snapshots;
             let id = snaps[w.rng.below(snaps.len() as u64) as usize].0;
             let mut s = store.get_snapshot(id).map_err(err)?;
-            s.attrs.insert("checked".into(), w.rng.pick(&["ok", "slow", "flaky"]).to_string());
+            s.attrs.insert(
+                "checked".into(),
+                w.rng.pick(&["ok", "slow", "flaky"]).to_string(),
+            );
             store.update_snapshot(&s, None).map_err(err)?;
             w.edits += 1;
         }
@@ -285,7 +351,11 @@ pub fn generate(a: &GenerateArgs) -> CmdResult {
         let deepest = w.branches.iter().map(|b| b.depth).max().unwrap_or(0);
         out(format!(
             "generated {}, {} and {} (deepest branch: depth {deepest}), {} and {} in {:.2} s",
-            plural(after.volume_sets - before.volume_sets, "volume set", "volume sets"),
+            plural(
+                after.volume_sets - before.volume_sets,
+                "volume set",
+                "volume sets"
+            ),
             plural(after.snapshots - before.snapshots, "snapshot", "snapshots"),
             plural(after.branches - before.branches, "branch", "branches"),
             plural(w.renames, "rename", "renames"),

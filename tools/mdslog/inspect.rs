@@ -11,16 +11,16 @@ use mdslog::log::verify::{repair as log_repair, verify as log_verify};
 use mdslog::log::Log;
 use mdslog::state::State;
 use mdslog::{
-    Branch, BranchQuery, Corruption, LogOptions, Lsn, Snapshot, SnapshotId, SnapshotQuery, SortBy, Store, StoreOptions,
-    Timestamp, VolumeSet, VolumeSetId,
+    Branch, BranchQuery, Corruption, LogOptions, Lsn, Snapshot, SnapshotId, SnapshotQuery, SortBy,
+    Store, StoreOptions, Timestamp, VolumeSet, VolumeSetId,
 };
 use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::DumpArgs;
 use crate::output::{
-    confirm, human_bytes, human_time, json, out, parse_at, plural, progress, rfc3339, short, spinner, thousands, At,
-    CmdResult, Fail, RecordLine, EXIT_DAMAGED, EXIT_OK,
+    confirm, human_bytes, human_time, json, out, parse_at, plural, progress, rfc3339, short,
+    spinner, thousands, At, CmdResult, Fail, RecordLine, EXIT_DAMAGED, EXIT_OK,
 };
 use crate::records::{scan, summary, LogIndex, Membership, Tracker};
 use crate::resolve::{self, Kinds, Object};
@@ -62,7 +62,9 @@ impl std::ops::Deref for StateAt<'_> {
 pub fn state_at<'a>(store: &'a Store, at: Option<&str>) -> Result<StateAt<'a>, Fail> {
     let dir = store.log().location();
     let Some(at) = at else {
-        return Ok(StateAt::Now(store.read().map_err(|e| Fail::store(e, &dir))?));
+        return Ok(StateAt::Now(
+            store.read().map_err(|e| Fail::store(e, &dir))?,
+        ));
     };
     let at = parse_at(at).map_err(Fail::usage)?;
     let pb = spinner("replaying");
@@ -151,12 +153,19 @@ fn replay_check(dir: &Path, findings: &mut Vec<Finding>) -> Result<ReplayOut, Fa
             seg += 1;
             offset = SEGMENT_HEADER_BYTES as u64;
         }
-        let file = segments.get(seg).map(|s| dir.join(&s.file_name).display().to_string());
+        let file = segments
+            .get(seg)
+            .map(|s| dir.join(&s.file_name).display().to_string());
         match Envelope::decode(r.lsn, r.kind, r.payload) {
             Ok(env) if applying => state.apply(r.lsn, &env),
             Ok(_) => {}
             Err(e) => {
-                findings.push(Finding { file, offset: Some(offset), lsn: Some(r.lsn.0), what: e.to_string() });
+                findings.push(Finding {
+                    file,
+                    offset: Some(offset),
+                    lsn: Some(r.lsn.0),
+                    what: e.to_string(),
+                });
                 // Later records were validated against a state this one was part of.
                 applying = false;
             }
@@ -170,10 +179,19 @@ fn replay_check(dir: &Path, findings: &mut Vec<Finding>) -> Result<ReplayOut, Fa
     pb.finish_and_clear();
     if applying {
         for what in check_invariants(&state) {
-            findings.push(Finding { file: None, offset: None, lsn: Some(state.applied_lsn().0), what });
+            findings.push(Finding {
+                file: None,
+                offset: None,
+                lsn: Some(state.applied_lsn().0),
+                what,
+            });
         }
     }
-    Ok(ReplayOut { records, applied_lsn: state.applied_lsn().0, counts: state.counts() })
+    Ok(ReplayOut {
+        records,
+        applied_lsn: state.applied_lsn().0,
+        counts: state.counts(),
+    })
 }
 
 /// The invariants of the projections, checked on the whole replayed state. (A leaf
@@ -185,14 +203,21 @@ fn check_invariants(st: &State) -> Vec<String> {
     let snaps: HashMap<SnapshotId, &Snapshot> = d.snapshots.iter().map(|s| (s.id, s)).collect();
     for s in &d.snapshots {
         if !vss.contains(&s.volume_set) {
-            bad.push(format!("snapshot {} belongs to a missing volume set {}", s.id, s.volume_set));
+            bad.push(format!(
+                "snapshot {} belongs to a missing volume set {}",
+                s.id, s.volume_set
+            ));
         }
         if let Some(p) = s.parent {
             match snaps.get(&p) {
-                None => bad.push(format!("snapshot {} has a missing parent {p} (orphaned)", s.id)),
-                Some(ps) if ps.volume_set != s.volume_set => {
-                    bad.push(format!("snapshot {} and its parent {p} are in different volume sets", s.id))
-                }
+                None => bad.push(format!(
+                    "snapshot {} has a missing parent {p} (orphaned)",
+                    s.id
+                )),
+                Some(ps) if ps.volume_set != s.volume_set => bad.push(format!(
+                    "snapshot {} and its parent {p} are in different volume sets",
+                    s.id
+                )),
                 _ => {}
             }
         }
@@ -200,15 +225,24 @@ fn check_invariants(st: &State) -> Vec<String> {
     let mut names = HashSet::new();
     for b in &d.branches {
         if !snaps.contains_key(&b.tip) {
-            bad.push(format!("branch {} ({:?}) ends at a missing snapshot {}", b.id, b.name, b.tip));
+            bad.push(format!(
+                "branch {} ({:?}) ends at a missing snapshot {}",
+                b.id, b.name, b.tip
+            ));
         }
         if !b.name.is_empty() && !names.insert((b.volume_set, b.name.clone())) {
-            bad.push(format!("two branches are named {:?} in volume set {}", b.name, b.volume_set));
+            bad.push(format!(
+                "two branches are named {:?} in volume set {}",
+                b.name, b.volume_set
+            ));
         }
     }
     let held: u64 = d.volume_sets.iter().map(|v| v.num_snapshots).sum();
     if held != d.snapshots.len() as u64 {
-        bad.push(format!("volume sets hold {held} snapshots, the store {}", d.snapshots.len()));
+        bad.push(format!(
+            "volume sets hold {held} snapshots, the store {}",
+            d.snapshots.len()
+        ));
     }
     bad.truncate(100);
     bad
@@ -221,10 +255,17 @@ pub fn verify(dir: &Path, as_json: bool) -> CmdResult {
     pb.finish_and_clear();
     let report = report?;
     let mut findings: Vec<Finding> = report.findings.iter().map(Finding::of).collect();
-    let replay = if report.is_clean() { Some(replay_check(dir, &mut findings)?) } else { None };
+    let replay = if report.is_clean() {
+        Some(replay_check(dir, &mut findings)?)
+    } else {
+        None
+    };
     let clean = findings.is_empty();
     let bytes: u64 = report.segments.iter().map(|s| s.bytes).sum();
-    let torn = report.segments.last().and_then(|s| s.torn_tail.map(|t| (s.file.clone(), t)));
+    let torn = report
+        .segments
+        .last()
+        .and_then(|s| s.torn_tail.map(|t| (s.file.clone(), t)));
     if as_json {
         let segments: Vec<_> = report
             .segments
@@ -259,8 +300,16 @@ pub fn verify(dir: &Path, as_json: bool) -> CmdResult {
             thousands(sealed),
             human_bytes(bytes)
         ));
-        let intact = if report.is_clean() { "" } else { " in the segments that check out" };
-        out(format!("records    {}{intact} (last LSN {})", thousands(report.records), report.last_lsn));
+        let intact = if report.is_clean() {
+            ""
+        } else {
+            " in the segments that check out"
+        };
+        out(format!(
+            "records    {}{intact} (last LSN {})",
+            thousands(report.records),
+            report.last_lsn
+        ));
         if let Some((file, (offset, n))) = &torn {
             out(format!(
                 "torn tail  {} at byte {offset} of {}: harmless, the next writer's open or `mdslog repair {}` cuts it",
@@ -314,9 +363,16 @@ fn record_at(log: &Log, lsn: Lsn, dir: &Path) -> Result<Option<RecordAt>, Fail> 
         return Ok(None);
     }
     let mut it = log.iter_from(lsn);
-    let Some(r) = it.next_record().map_err(|e| Fail::store(e, dir))? else { return Ok(None) };
+    let Some(r) = it.next_record().map_err(|e| Fail::store(e, dir))? else {
+        return Ok(None);
+    };
     let env = Envelope::decode(r.lsn, r.kind, r.payload).map_err(|e| Fail::store(e, dir))?;
-    Ok(Some(RecordAt { lsn: r.lsn.0, time: rfc3339(env.time), time_us: env.time.0, actor: env.actor }))
+    Ok(Some(RecordAt {
+        lsn: r.lsn.0,
+        time: rfc3339(env.time),
+        time_us: env.time.0,
+        actor: env.actor,
+    }))
 }
 
 pub fn stats(dir: &Path, as_json: bool) -> CmdResult {
@@ -327,7 +383,11 @@ pub fn stats(dir: &Path, as_json: bool) -> CmdResult {
     let bytes: u64 = segments.iter().map(|s| s.bytes).sum();
     let sealed = segments.iter().filter(|s| s.sealed).count();
     let last = log.durable_lsn();
-    let first_lsn = segments.first().map(|s| s.first_lsn).filter(|_| last > Lsn::ZERO).unwrap_or(Lsn::ZERO);
+    let first_lsn = segments
+        .first()
+        .map(|s| s.first_lsn)
+        .filter(|_| last > Lsn::ZERO)
+        .unwrap_or(Lsn::ZERO);
     // Records by kind: a scan of the frames, no decoding.
     let mut by_kind: BTreeMap<u16, u64> = BTreeMap::new();
     let pb = progress(last.0, "counting");
@@ -343,11 +403,15 @@ pub fn stats(dir: &Path, as_json: bool) -> CmdResult {
     pb.finish_and_clear();
     let first = record_at(log, first_lsn, dir)?;
     let last_rec = record_at(log, last, dir)?;
-    let kind_label =
-        |k: u16| kind_name(mdslog::RecordKind(k)).map(str::to_string).unwrap_or_else(|| format!("kind-{k}"));
+    let kind_label = |k: u16| {
+        kind_name(mdslog::RecordKind(k))
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("kind-{k}"))
+    };
     let torn = store.recovery_report().torn_tail.clone();
     if as_json {
-        let kinds: BTreeMap<String, u64> = by_kind.iter().map(|(k, n)| (kind_label(*k), *n)).collect();
+        let kinds: BTreeMap<String, u64> =
+            by_kind.iter().map(|(k, n)| (kind_label(*k), *n)).collect();
         json(&json!({
             "dir": dir.display().to_string(),
             "segments": {"count": segments.len(), "sealed": sealed, "bytes": bytes},
@@ -368,11 +432,22 @@ pub fn stats(dir: &Path, as_json: bool) -> CmdResult {
     ));
     out(format!("records     {}", thousands(n)));
     let at = |r: &Option<RecordAt>, t: Option<Timestamp>| match (r, t) {
-        (Some(r), Some(t)) => format!("LSN {} at {} by {}", r.lsn, human_time(t), r.actor.as_deref().unwrap_or("-")),
+        (Some(r), Some(t)) => format!(
+            "LSN {} at {} by {}",
+            r.lsn,
+            human_time(t),
+            r.actor.as_deref().unwrap_or("-")
+        ),
         _ => "-".to_string(),
     };
-    out(format!("first       {}", at(&first, first.as_ref().map(|r| Timestamp(r.time_us)))));
-    out(format!("last        {}", at(&last_rec, last_rec.as_ref().map(|r| Timestamp(r.time_us)))));
+    out(format!(
+        "first       {}",
+        at(&first, first.as_ref().map(|r| Timestamp(r.time_us)))
+    ));
+    out(format!(
+        "last        {}",
+        at(&last_rec, last_rec.as_ref().map(|r| Timestamp(r.time_us)))
+    ));
     out(format!(
         "objects     {}, {}, {}, {}, {}",
         plural(counts.volume_sets, "volume set", "volume sets"),
@@ -406,16 +481,28 @@ fn parse_kinds(names: &[String]) -> Result<Option<HashSet<u16>>, Fail> {
     }
     let mut out = HashSet::new();
     for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-        let k = KINDS.iter().find(|(k, name)| *name == n || k.to_string() == n).map(|(k, _)| *k).ok_or_else(|| {
-            let all: Vec<&str> = KINDS.iter().map(|(_, n)| *n).collect();
-            Fail::usage(format!("unknown record kind {n:?}; the kinds are {}", all.join(", ")))
-        })?;
+        let k = KINDS
+            .iter()
+            .find(|(k, name)| *name == n || k.to_string() == n)
+            .map(|(k, _)| *k)
+            .ok_or_else(|| {
+                let all: Vec<&str> = KINDS.iter().map(|(_, n)| *n).collect();
+                Fail::usage(format!(
+                    "unknown record kind {n:?}; the kinds are {}",
+                    all.join(", ")
+                ))
+            })?;
         out.insert(k);
     }
     Ok(Some(out))
 }
 
-fn print_record(lsn: Lsn, kind: mdslog::RecordKind, env: &Envelope, as_json: bool) -> Result<(), Fail> {
+fn print_record(
+    lsn: Lsn,
+    kind: mdslog::RecordKind,
+    env: &Envelope,
+    as_json: bool,
+) -> Result<(), Fail> {
     if as_json {
         out(RecordLine::new(lsn, kind, env).to_json()?);
     } else {
@@ -473,14 +560,28 @@ fn describe(index: &LogIndex, o: Object) -> String {
     match o {
         Object::VolumeSet(v) => format!("volume set {:?} ({v})", index.vs_name(v)),
         Object::Snapshot(s) => {
-            let (vs, name) =
-                index.snapshots.get(&s).cloned().unwrap_or((VolumeSetId(uuid::Uuid::nil()), String::new()));
-            let name = if name.is_empty() { String::new() } else { format!(" {name:?}") };
+            let (vs, name) = index
+                .snapshots
+                .get(&s)
+                .cloned()
+                .unwrap_or((VolumeSetId(uuid::Uuid::nil()), String::new()));
+            let name = if name.is_empty() {
+                String::new()
+            } else {
+                format!(" {name:?}")
+            };
             format!("snapshot{name} ({s}) in volume set {:?}", index.vs_name(vs))
         }
         Object::Branch(vs, b) => {
-            let names = index.branches.get(&b).map(|x| x.names.join("\" → \"")).unwrap_or_default();
-            format!("branch \"{names}\" ({b}) in volume set {:?}", index.vs_name(vs))
+            let names = index
+                .branches
+                .get(&b)
+                .map(|x| x.names.join("\" → \""))
+                .unwrap_or_default();
+            format!(
+                "branch \"{names}\" ({b}) in volume set {:?}",
+                index.vs_name(vs)
+            )
         }
     }
 }
@@ -510,21 +611,31 @@ pub fn history(dir: &Path, id: &str, all: bool, as_json: bool) -> CmdResult {
 // ---- tree --------------------------------------------------------------------------------
 
 fn snapshot_label(s: &Snapshot) -> String {
-    let name = if s.name.is_empty() { String::new() } else { format!(" {:?}", s.name) };
+    let name = if s.name.is_empty() {
+        String::new()
+    } else {
+        format!(" {:?}", s.name)
+    };
     let blob = if s.blob.is_nil() { "no blob" } else { "blob" };
     let tip = match (&s.branch_name, s.is_tip) {
         (Some(b), _) => format!("  [{b}]"),
         (None, true) => "  [unnamed branch]".to_string(),
         _ => String::new(),
     };
-    format!("{}{name}  depth {}  {}  {blob}{tip}", short(s.id), s.depth, human_bytes(s.size))
+    format!(
+        "{}{name}  depth {}  {}  {blob}{tip}",
+        short(s.id),
+        s.depth,
+        human_bytes(s.size)
+    )
 }
 
 /// Runs of more plain snapshots (one child, no branch ending there) than this are elided.
 const ELIDE_RUN: usize = 6;
 
 fn draw_tree(snaps: &[Snapshot], full: bool) -> Vec<String> {
-    let index: HashMap<SnapshotId, usize> = snaps.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    let index: HashMap<SnapshotId, usize> =
+        snaps.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); snaps.len()];
     let mut roots = Vec::new();
     for (i, s) in snaps.iter().enumerate() {
@@ -594,9 +705,15 @@ pub fn tree(dir: &Path, vs_query: &str, at: Option<&str>, full: bool, as_json: b
     let vs = resolve::volume_set(&*st, vs_query)?;
     let v = st.get_volume_set(vs).map_err(|e| Fail::store(e, dir))?;
     let snaps = st
-        .get_snapshots(&SnapshotQuery { volume_set: Some(vs), sort: SortBy::Time, ..Default::default() })
+        .get_snapshots(&SnapshotQuery {
+            volume_set: Some(vs),
+            sort: SortBy::Time,
+            ..Default::default()
+        })
         .map_err(|e| Fail::store(e, dir))?;
-    let branches = st.get_branches(&BranchQuery::all(vs)).map_err(|e| Fail::store(e, dir))?;
+    let branches = st
+        .get_branches(&BranchQuery::all(vs))
+        .map_err(|e| Fail::store(e, dir))?;
     if as_json {
         json(&json!({
             "as_of_lsn": st.applied_lsn().0,
@@ -626,7 +743,10 @@ fn attrs_line(a: &mdslog::Attrs) -> String {
     if a.is_empty() {
         return "-".into();
     }
-    a.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    a.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn or_dash(s: &str) -> &str {
@@ -642,18 +762,33 @@ pub fn print_volume_set(v: &VolumeSet, branches: &[Branch]) {
     out(format!("volume set   {}", vs_path(v)));
     out(format!("id           {}", v.id));
     out(format!("description  {}", or_dash(&v.description)));
-    out(format!("owner        {} (creator {})", or_dash(&v.owner), or_dash(&v.creator)));
+    out(format!(
+        "owner        {} (creator {})",
+        or_dash(&v.owner),
+        or_dash(&v.creator)
+    ));
     out(format!("created      {}", human_time(v.created)));
     out(format!("modified     {}", human_time(v.last_modified)));
     out(format!("size         {}", human_bytes(v.size)));
-    let last = v.last_snapshot_time.map(|t| format!(", the last at {}", human_time(t))).unwrap_or_default();
+    let last = v
+        .last_snapshot_time
+        .map(|t| format!(", the last at {}", human_time(t)))
+        .unwrap_or_default();
     out(format!("snapshots    {}{last}", thousands(v.num_snapshots)));
     out(format!("attributes   {}", attrs_line(&v.attrs)));
     out(format!("branches     {}", thousands(v.num_branches)));
     for b in branches {
         let depth = b.tip_snapshot.as_ref().map(|t| t.depth).unwrap_or(0);
-        let name = if b.name.is_empty() { "(unnamed)" } else { &b.name };
-        out(format!("  {name:<20} tip {}  depth {depth}  branch {}", short(b.tip), short(b.id)));
+        let name = if b.name.is_empty() {
+            "(unnamed)"
+        } else {
+            &b.name
+        };
+        out(format!(
+            "  {name:<20} tip {}  depth {depth}  branch {}",
+            short(b.tip),
+            short(b.id)
+        ));
     }
 }
 
@@ -662,7 +797,12 @@ pub fn print_snapshot(s: &Snapshot, vs_name: &str, volumes: u32) {
     out(format!("snapshot     {}", s.id));
     out(format!("name         {}", or_dash(&s.name)));
     out(format!("volume set   {vs_name} ({})", s.volume_set));
-    out(format!("parent       {}", s.parent.map(|p| p.to_string()).unwrap_or_else(|| "none (a root)".into())));
+    out(format!(
+        "parent       {}",
+        s.parent
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "none (a root)".into())
+    ));
     out(format!("depth        {}", s.depth));
     out(format!("children     {}", s.num_children));
     let tip = match (&s.branch_name, s.is_tip) {
@@ -672,28 +812,56 @@ pub fn print_snapshot(s: &Snapshot, vs_name: &str, volumes: u32) {
     };
     out(format!("tip          {tip}"));
     out(format!("description  {}", or_dash(&s.description)));
-    out(format!("owner        {} (creator {})", or_dash(&s.owner), or_dash(&s.creator)));
+    out(format!(
+        "owner        {} (creator {})",
+        or_dash(&s.owner),
+        or_dash(&s.creator)
+    ));
     out(format!("created      {}", human_time(s.created)));
     out(format!("modified     {}", human_time(s.last_modified)));
     out(format!("size         {}", human_bytes(s.size)));
-    out(format!("blob         {}", if s.blob.is_nil() { "none in this store" } else { &s.blob.0 }));
+    out(format!(
+        "blob         {}",
+        if s.blob.is_nil() {
+            "none in this store"
+        } else {
+            &s.blob.0
+        }
+    ));
     out(format!("attributes   {}", attrs_line(&s.attrs)));
     out(format!("volumes      {volumes}"));
 }
 
 /// Prints a branch for people.
 pub fn print_branch(b: &Branch, vs_name: &str) {
-    out(format!("branch       {}", if b.name.is_empty() { "(unnamed)" } else { &b.name }));
+    out(format!(
+        "branch       {}",
+        if b.name.is_empty() {
+            "(unnamed)"
+        } else {
+            &b.name
+        }
+    ));
     out(format!("id           {}", b.id));
     out(format!("volume set   {vs_name} ({})", b.volume_set));
     out(format!("tip          {}", b.tip));
     if let Some(t) = &b.tip_snapshot {
-        out(format!("depth        {} (snapshots from the root to the tip)", t.depth));
+        out(format!(
+            "depth        {} (snapshots from the root to the tip)",
+            t.depth
+        ));
         out(format!("tip name     {}", or_dash(&t.name)));
         out(format!("tip created  {}", human_time(t.created)));
         out(format!("tip size     {}", human_bytes(t.size)));
     }
-    out(format!("tip children {}", if b.has_child { "yes (other branches fork off it)" } else { "none" }));
+    out(format!(
+        "tip children {}",
+        if b.has_child {
+            "yes (other branches fork off it)"
+        } else {
+            "none"
+        }
+    ));
 }
 
 pub fn show(dir: &Path, id: &str, at: Option<&str>, as_json: bool) -> CmdResult {
@@ -701,13 +869,19 @@ pub fn show(dir: &Path, id: &str, at: Option<&str>, as_json: bool) -> CmdResult 
     let st = state_at(&store, at)?;
     let lsn = st.applied_lsn().0;
     let err = |e| Fail::store(e, dir);
-    let vs_name = |v: VolumeSetId| st.get_volume_set(v).map(|v| vs_path(&v)).unwrap_or_else(|_| short(v));
+    let vs_name = |v: VolumeSetId| {
+        st.get_volume_set(v)
+            .map(|v| vs_path(&v))
+            .unwrap_or_else(|_| short(v))
+    };
     match resolve::resolve(&*st, id, Kinds::ANY)? {
         Object::VolumeSet(v) => {
             let vs = st.get_volume_set(v).map_err(err)?;
             let branches = st.get_branches(&BranchQuery::all(v)).map_err(err)?;
             if as_json {
-                json(&json!({"type": "volume-set", "as_of_lsn": lsn, "object": vs, "branches": branches}))?;
+                json(
+                    &json!({"type": "volume-set", "as_of_lsn": lsn, "object": vs, "branches": branches}),
+                )?;
             } else {
                 print_volume_set(&vs, &branches);
                 out(format!("as of        LSN {lsn}"));
@@ -717,7 +891,9 @@ pub fn show(dir: &Path, id: &str, at: Option<&str>, as_json: bool) -> CmdResult 
             let snap = st.get_snapshot(s).map_err(err)?;
             let volumes = st.num_volumes(s).map_err(err)?;
             if as_json {
-                json(&json!({"type": "snapshot", "as_of_lsn": lsn, "object": snap, "volumes": volumes}))?;
+                json(
+                    &json!({"type": "snapshot", "as_of_lsn": lsn, "object": snap, "volumes": volumes}),
+                )?;
             } else {
                 print_snapshot(&snap, &vs_name(snap.volume_set), volumes);
                 out(format!("as of        LSN {lsn}"));
@@ -784,7 +960,12 @@ pub fn repair(dir: &Path, salvage: bool, yes: bool) -> CmdResult {
     let done = log_repair(&st, salvage).map_err(|e| Fail::store(e, dir))?;
     for (file, offset, bytes, saved) in &done.cut {
         if *offset == 0 {
-            out(format!("moved {} ({}) aside as {}", file.display(), plural(*bytes, "byte", "bytes"), saved.display()));
+            out(format!(
+                "moved {} ({}) aside as {}",
+                file.display(),
+                plural(*bytes, "byte", "bytes"),
+                saved.display()
+            ));
         } else {
             out(format!(
                 "cut {} from byte {offset} of {}, saved as {}",
@@ -794,6 +975,9 @@ pub fn repair(dir: &Path, salvage: bool, yes: bool) -> CmdResult {
             ));
         }
     }
-    out(format!("the log now ends at LSN {}; `mdslog verify {d}` checks it", done.last_lsn));
+    out(format!(
+        "the log now ends at LSN {}; `mdslog verify {d}` checks it",
+        done.last_lsn
+    ));
     Ok(EXIT_OK)
 }

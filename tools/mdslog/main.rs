@@ -75,12 +75,30 @@ fn run(cli: Cli) -> CmdResult {
         Command::Verify { store, json } => inspect::verify(&store.dir, json),
         Command::Stats { store, json } => inspect::stats(&store.dir, json),
         Command::Dump(a) => inspect::dump(&a),
-        Command::Tree { store, volume_set, at, full, json } => {
-            inspect::tree(&store.dir, &volume_set, at.as_deref(), full, json)
-        }
-        Command::History { store, id, all, json } => inspect::history(&store.dir, &id, all, json),
-        Command::Show { store, id, at, json } => inspect::show(&store.dir, &id, at.as_deref(), json),
-        Command::Repair { store, salvage, yes } => inspect::repair(&store.dir, salvage, yes),
+        Command::Tree {
+            store,
+            volume_set,
+            at,
+            full,
+            json,
+        } => inspect::tree(&store.dir, &volume_set, at.as_deref(), full, json),
+        Command::History {
+            store,
+            id,
+            all,
+            json,
+        } => inspect::history(&store.dir, &id, all, json),
+        Command::Show {
+            store,
+            id,
+            at,
+            json,
+        } => inspect::show(&store.dir, &id, at.as_deref(), json),
+        Command::Repair {
+            store,
+            salvage,
+            yes,
+        } => inspect::repair(&store.dir, salvage, yes),
         Command::VolumeSet(c) => scripted::volume_set(c),
         Command::Snapshot(a) => scripted::snapshot(a),
         Command::Branch(c) => scripted::branch(c),

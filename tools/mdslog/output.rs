@@ -28,12 +28,18 @@ pub struct Fail {
 impl Fail {
     /// A usage or other error (exit 2).
     pub fn usage(message: impl Into<String>) -> Fail {
-        Fail { code: EXIT_ERROR, message: message.into() }
+        Fail {
+            code: EXIT_ERROR,
+            message: message.into(),
+        }
     }
 
     /// Damage in the log (exit 1).
     pub fn damaged(message: impl Into<String>) -> Fail {
-        Fail { code: EXIT_DAMAGED, message: message.into() }
+        Fail {
+            code: EXIT_DAMAGED,
+            message: message.into(),
+        }
     }
 
     /// A library error met while working on the store in `dir`, with what to do next.
@@ -144,7 +150,10 @@ impl fmt::Display for At {
 pub fn parse_at(s: &str) -> Result<At, String> {
     let s = s.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse::<u64>().map(|n| At::Lsn(Lsn(n))).map_err(|e| format!("bad LSN {s:?}: {e}"));
+        return s
+            .parse::<u64>()
+            .map(|n| At::Lsn(Lsn(n)))
+            .map_err(|e| format!("bad LSN {s:?}: {e}"));
     }
     parse_time(s).map(At::Time)
 }
@@ -155,7 +164,11 @@ pub fn parse_time(s: &str) -> Result<Timestamp, String> {
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Ok(micros(d.with_timezone(&Utc)));
     }
-    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S%.f"] {
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, f) {
             return Ok(micros(n.and_utc()));
         }
@@ -174,9 +187,10 @@ pub fn progress(total: u64, what: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(total);
-    let style = ProgressStyle::with_template("{msg:>12} [{bar:40}] {human_pos}/{human_len} ({eta} left)")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {human_pos}/{human_len} ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     pb.set_style(style);
     pb.set_message(what.to_string());
     pb
@@ -204,7 +218,8 @@ pub fn out(line: impl fmt::Display) {
 
 /// Prints a value as pretty JSON.
 pub fn json<T: Serialize + ?Sized>(v: &T) -> Result<(), Fail> {
-    let s = serde_json::to_string_pretty(v).map_err(|e| Fail::usage(format!("cannot write JSON: {e}")))?;
+    let s = serde_json::to_string_pretty(v)
+        .map_err(|e| Fail::usage(format!("cannot write JSON: {e}")))?;
     out(s);
     Ok(())
 }
@@ -258,8 +273,13 @@ pub fn confirm(question: &str) -> Result<bool, Fail> {
     eprint!("{question}? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).map_err(|e| Fail::usage(format!("cannot read the answer: {e}")))?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Fail::usage(format!("cannot read the answer: {e}")))?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 #[cfg(test)]
@@ -269,10 +289,22 @@ mod tests {
     #[test]
     fn at_values() {
         assert_eq!(parse_at("42"), Ok(At::Lsn(Lsn(42))));
-        assert_eq!(parse_at("1970-01-01T00:00:01Z"), Ok(At::Time(Timestamp(1_000_000))));
-        assert_eq!(parse_at("1970-01-01T01:00:01+01:00"), Ok(At::Time(Timestamp(1_000_000))));
-        assert_eq!(parse_at("1970-01-02"), Ok(At::Time(Timestamp(86_400_000_000))));
-        assert_eq!(parse_at("1970-01-01 00:01"), Ok(At::Time(Timestamp(60_000_000))));
+        assert_eq!(
+            parse_at("1970-01-01T00:00:01Z"),
+            Ok(At::Time(Timestamp(1_000_000)))
+        );
+        assert_eq!(
+            parse_at("1970-01-01T01:00:01+01:00"),
+            Ok(At::Time(Timestamp(1_000_000)))
+        );
+        assert_eq!(
+            parse_at("1970-01-02"),
+            Ok(At::Time(Timestamp(86_400_000_000)))
+        );
+        assert_eq!(
+            parse_at("1970-01-01 00:01"),
+            Ok(At::Time(Timestamp(60_000_000)))
+        );
         assert!(parse_at("yesterday").is_err());
         assert!(parse_at("").is_err());
     }

@@ -51,7 +51,11 @@ fn attrs_diff(old: &Attrs, new: &Attrs) -> Vec<String> {
             _ => {}
         }
     }
-    out.extend(old.keys().filter(|k| !new.contains_key(*k)).map(|k| format!("-{k}")));
+    out.extend(
+        old.keys()
+            .filter(|k| !new.contains_key(*k))
+            .map(|k| format!("-{k}")),
+    );
     out
 }
 
@@ -81,7 +85,11 @@ fn new_branch(verb: &str, b: &NewBranch) -> String {
 pub fn summary(ev: &Event) -> String {
     match ev {
         Event::ImportVolumeSet { volume_set: v } => {
-            let path = if v.prefix.is_empty() { v.name.clone() } else { format!("{}/{}", v.prefix, v.name) };
+            let path = if v.prefix.is_empty() {
+                v.name.clone()
+            } else {
+                format!("{}/{}", v.prefix, v.name)
+            };
             format!(
                 "volume set {path:?} ({}) created, {}",
                 short(v.id),
@@ -107,21 +115,45 @@ pub fn summary(ev: &Event) -> String {
             format!("volume set {} updated: {}", short(id), c.join(", "))
         }
         Event::SetVolumeSetSize { id, size, old_size } => {
-            format!("volume set {} size {} → {}", short(id), human_bytes(*old_size), human_bytes(*size))
+            format!(
+                "volume set {} size {} → {}",
+                short(id),
+                human_bytes(*old_size),
+                human_bytes(*size)
+            )
         }
-        Event::DeleteVolumeSet { id } => format!("volume set {} deleted with everything in it", short(id)),
+        Event::DeleteVolumeSet { id } => {
+            format!("volume set {} deleted with everything in it", short(id))
+        }
         Event::ForkBranch(b) => new_branch("forked", b),
         Event::ImportBranch(b) => new_branch("imported", b),
-        Event::ExtendBranch { volume_set, branch, old_tip, snapshots } => format!(
+        Event::ExtendBranch {
+            volume_set,
+            branch,
+            old_tip,
+            snapshots,
+        } => format!(
             "branch {} in {} extended: {}, tip {} → {}",
             short(branch),
             short(volume_set),
             plural(snapshots.len() as u64, "new snapshot", "new snapshots"),
             short(old_tip),
-            snapshots.last().map(|s| short(s.id)).unwrap_or_else(|| short(old_tip))
+            snapshots
+                .last()
+                .map(|s| short(s.id))
+                .unwrap_or_else(|| short(old_tip))
         ),
-        Event::RenameBranch { volume_set, branch, old_name, new_name } => {
-            format!("branch {} in {} renamed {old_name:?} → {new_name:?}", short(branch), short(volume_set))
+        Event::RenameBranch {
+            volume_set,
+            branch,
+            old_name,
+            new_name,
+        } => {
+            format!(
+                "branch {} in {} renamed {old_name:?} → {new_name:?}",
+                short(branch),
+                short(volume_set)
+            )
         }
         Event::UpdateSnapshots { updates } => {
             let parts: Vec<String> = updates
@@ -147,10 +179,24 @@ pub fn summary(ev: &Event) -> String {
                     format!("{} ({})", short(u.id), c.join(", "))
                 })
                 .collect();
-            let more = if updates.len() > 4 { format!(" and {} more", updates.len() - 4) } else { String::new() };
-            format!("{} updated: {}{more}", plural(updates.len() as u64, "snapshot", "snapshots"), parts.join("; "))
+            let more = if updates.len() > 4 {
+                format!(" and {} more", updates.len() - 4)
+            } else {
+                String::new()
+            };
+            format!(
+                "{} updated: {}{more}",
+                plural(updates.len() as u64, "snapshot", "snapshots"),
+                parts.join("; ")
+            )
         }
-        Event::SetBlobIdAndSize { snapshot, blob, size, old_blob, old_size } => format!(
+        Event::SetBlobIdAndSize {
+            snapshot,
+            blob,
+            size,
+            old_blob,
+            old_size,
+        } => format!(
             "snapshot {} blob {:?} → {:?}, size {} → {}",
             short(snapshot),
             old_blob.0,
@@ -158,9 +204,17 @@ pub fn summary(ev: &Event) -> String {
             human_bytes(*old_size),
             human_bytes(*size)
         ),
-        Event::DeleteSnapshots { volume_set, snapshots, removed_branches, new_tip } => {
-            let mut s =
-                format!("{} deleted in {}", plural(snapshots.len() as u64, "snapshot", "snapshots"), short(volume_set));
+        Event::DeleteSnapshots {
+            volume_set,
+            snapshots,
+            removed_branches,
+            new_tip,
+        } => {
+            let mut s = format!(
+                "{} deleted in {}",
+                plural(snapshots.len() as u64, "snapshot", "snapshots"),
+                short(volume_set)
+            );
             if !removed_branches.is_empty() {
                 let ids: Vec<String> = removed_branches.iter().map(short).collect();
                 s.push_str(&format!(", branches removed: {}", ids.join(" ")));
@@ -191,7 +245,13 @@ pub fn summary(ev: &Event) -> String {
             v.base.map(short).unwrap_or_else(|| "no snapshot".into()),
             v.mount_path
         ),
-        Event::UpdateVolume { id, name, attrs, old_name, old_attrs } => {
+        Event::UpdateVolume {
+            id,
+            name,
+            attrs,
+            old_name,
+            old_attrs,
+        } => {
             let mut c = Vec::new();
             changed(&mut c, "name", old_name, name);
             let a = attrs_diff(old_attrs, attrs);
@@ -201,7 +261,11 @@ pub fn summary(ev: &Event) -> String {
             format!(
                 "volume {:?} updated: {}",
                 id.0,
-                if c.is_empty() { "no field changed".into() } else { c.join(", ") }
+                if c.is_empty() {
+                    "no field changed".into()
+                } else {
+                    c.join(", ")
+                }
             )
         }
         Event::DeleteVolume { id } => format!("volume {:?} deleted", id.0),
@@ -225,7 +289,11 @@ impl Membership {
                     self.snapshots.insert(s.id, b.volume_set);
                 }
             }
-            Event::ExtendBranch { volume_set, snapshots, .. } => {
+            Event::ExtendBranch {
+                volume_set,
+                snapshots,
+                ..
+            } => {
                 for s in snapshots {
                     self.snapshots.insert(s.id, *volume_set);
                 }
@@ -239,10 +307,13 @@ impl Membership {
             return vec![v];
         }
         let mut out: Vec<VolumeSetId> = match ev {
-            Event::UpdateSnapshots { updates } => {
-                updates.iter().filter_map(|u| self.snapshots.get(&u.id).copied()).collect()
+            Event::UpdateSnapshots { updates } => updates
+                .iter()
+                .filter_map(|u| self.snapshots.get(&u.id).copied())
+                .collect(),
+            Event::SetBlobIdAndSize { snapshot, .. } => {
+                self.snapshots.get(snapshot).copied().into_iter().collect()
             }
-            Event::SetBlobIdAndSize { snapshot, .. } => self.snapshots.get(snapshot).copied().into_iter().collect(),
             Event::DeleteBush { root } => self.snapshots.get(root).copied().into_iter().collect(),
             Event::UpdateVolume { id, .. } | Event::DeleteVolume { id } => {
                 self.volumes.get(id).copied().into_iter().collect()
@@ -299,7 +370,13 @@ impl LogIndex {
                 }
             }
             None => {
-                self.branches.insert(id, IndexedBranch { volume_set: vs, names: vec![name.to_string()] });
+                self.branches.insert(
+                    id,
+                    IndexedBranch {
+                        volume_set: vs,
+                        names: vec![name.to_string()],
+                    },
+                );
                 self.branch_order.push(id);
             }
         }
@@ -316,7 +393,10 @@ impl LogIndex {
     fn add(&mut self, ev: &Event) {
         match ev {
             Event::ImportVolumeSet { volume_set: v } => {
-                let fresh = IndexedVs { name: v.name.clone(), prefix: v.prefix.clone() };
+                let fresh = IndexedVs {
+                    name: v.name.clone(),
+                    prefix: v.prefix.clone(),
+                };
                 let known = self.volume_sets.insert(v.id, fresh).is_some();
                 if !known {
                     self.vs_order.push(v.id);
@@ -332,8 +412,17 @@ impl LogIndex {
                 self.add_snapshots(b.volume_set, &b.snapshots);
                 self.add_branch(b.volume_set, b.branch, &b.name);
             }
-            Event::ExtendBranch { volume_set, snapshots, .. } => self.add_snapshots(*volume_set, snapshots),
-            Event::RenameBranch { volume_set, branch, new_name, .. } => self.add_branch(*volume_set, *branch, new_name),
+            Event::ExtendBranch {
+                volume_set,
+                snapshots,
+                ..
+            } => self.add_snapshots(*volume_set, snapshots),
+            Event::RenameBranch {
+                volume_set,
+                branch,
+                new_name,
+                ..
+            } => self.add_branch(*volume_set, *branch, new_name),
             Event::UpdateSnapshots { updates } => {
                 for u in updates {
                     if let Some(s) = self.snapshots.get_mut(&u.id) {
@@ -341,16 +430,21 @@ impl LogIndex {
                     }
                 }
             }
-            Event::DeleteSnapshots { volume_set, new_tip: Some(t), .. } => {
-                self.add_branch(*volume_set, t.branch, &t.name)
-            }
+            Event::DeleteSnapshots {
+                volume_set,
+                new_tip: Some(t),
+                ..
+            } => self.add_branch(*volume_set, t.branch, &t.name),
             _ => {}
         }
     }
 
     /// A volume set's last name, or its short id.
     pub fn vs_name(&self, id: VolumeSetId) -> String {
-        self.volume_sets.get(&id).map(|v| v.name.clone()).unwrap_or_else(|| short(id))
+        self.volume_sets
+            .get(&id)
+            .map(|v| v.name.clone())
+            .unwrap_or_else(|| short(id))
     }
 }
 
@@ -360,12 +454,19 @@ impl Catalog for LogIndex {
             .iter()
             .map(|id| {
                 let v = &self.volume_sets[id];
-                VsEntry { id: *id, name: v.name.clone(), prefix: v.prefix.clone() }
+                VsEntry {
+                    id: *id,
+                    name: v.name.clone(),
+                    prefix: v.prefix.clone(),
+                }
             })
             .collect()
     }
     fn snapshots(&self) -> Vec<(SnapshotId, VolumeSetId)> {
-        self.snap_order.iter().map(|s| (*s, self.snapshots[s].0)).collect()
+        self.snap_order
+            .iter()
+            .map(|s| (*s, self.snapshots[s].0))
+            .collect()
     }
     fn branches(&self) -> Vec<BranchEntry> {
         // A branch answers to every name it ever had.
@@ -373,7 +474,11 @@ impl Catalog for LogIndex {
         for id in &self.branch_order {
             let b = &self.branches[id];
             for n in b.names.iter().rev() {
-                out.push(BranchEntry { id: *id, volume_set: b.volume_set, name: n.clone() });
+                out.push(BranchEntry {
+                    id: *id,
+                    volume_set: b.volume_set,
+                    name: n.clone(),
+                });
             }
         }
         out
@@ -402,9 +507,21 @@ impl Tracker {
     pub fn new(target: Object, index: &LogIndex, all: bool) -> Tracker {
         let vs = match target {
             Object::VolumeSet(v) | Object::Branch(v, _) => v,
-            Object::Snapshot(s) => index.snapshots.get(&s).map(|x| x.0).unwrap_or(VolumeSetId(uuid::Uuid::nil())),
+            Object::Snapshot(s) => index
+                .snapshots
+                .get(&s)
+                .map(|x| x.0)
+                .unwrap_or(VolumeSetId(uuid::Uuid::nil())),
         };
-        Tracker { target, all, vs, alive: false, tip_of: None, volumes: HashSet::new(), members: Membership::default() }
+        Tracker {
+            target,
+            all,
+            vs,
+            alive: false,
+            tip_of: None,
+            volumes: HashSet::new(),
+            members: Membership::default(),
+        }
     }
 
     /// Whether this record touches the object (records must come in LSN order).
@@ -446,7 +563,12 @@ impl Tracker {
                 }
                 created || b.tip == s || b.snapshots.first().and_then(|x| x.parent) == Some(s)
             }
-            Event::ExtendBranch { branch, old_tip, snapshots, .. } => {
+            Event::ExtendBranch {
+                branch,
+                old_tip,
+                snapshots,
+                ..
+            } => {
                 let created = snapshots.iter().any(|x| x.id == s);
                 if created {
                     self.alive = true;
@@ -462,7 +584,9 @@ impl Tracker {
             Event::RenameBranch { branch, .. } => self.tip_of == Some(*branch),
             Event::UpdateSnapshots { updates } => updates.iter().any(|u| u.id == s),
             Event::SetBlobIdAndSize { snapshot, .. } => *snapshot == s,
-            Event::DeleteSnapshots { snapshots, new_tip, .. } => {
+            Event::DeleteSnapshots {
+                snapshots, new_tip, ..
+            } => {
                 if snapshots.contains(&s) {
                     self.alive = false;
                     return true;
@@ -484,7 +608,9 @@ impl Tracker {
                 }
                 false
             }
-            Event::UpdateVolume { id, .. } | Event::DeleteVolume { id } => self.volumes.contains(id),
+            Event::UpdateVolume { id, .. } | Event::DeleteVolume { id } => {
+                self.volumes.contains(id)
+            }
             _ => false,
         }
     }
@@ -496,7 +622,11 @@ impl Tracker {
                 true
             }
             Event::ExtendBranch { branch, .. } | Event::RenameBranch { branch, .. } => *branch == b,
-            Event::DeleteSnapshots { removed_branches, new_tip, .. } => {
+            Event::DeleteSnapshots {
+                removed_branches,
+                new_tip,
+                ..
+            } => {
                 if removed_branches.contains(&b) {
                     self.alive = false;
                     return true;

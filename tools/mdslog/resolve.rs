@@ -29,8 +29,16 @@ pub struct Kinds {
 }
 
 impl Kinds {
-    pub const ANY: Kinds = Kinds { volume_sets: true, snapshots: true, branches: true };
-    pub const VOLUME_SET: Kinds = Kinds { volume_sets: true, snapshots: false, branches: false };
+    pub const ANY: Kinds = Kinds {
+        volume_sets: true,
+        snapshots: true,
+        branches: true,
+    };
+    pub const VOLUME_SET: Kinds = Kinds {
+        volume_sets: true,
+        snapshots: false,
+        branches: false,
+    };
 
     fn describe(&self) -> String {
         let mut v = Vec::new();
@@ -80,21 +88,37 @@ impl Catalog for State {
         self.get_volume_sets(&VolumeSetQuery::default())
             .unwrap_or_default()
             .into_iter()
-            .map(|v| VsEntry { id: v.id, name: v.name, prefix: v.prefix })
+            .map(|v| VsEntry {
+                id: v.id,
+                name: v.name,
+                prefix: v.prefix,
+            })
             .collect()
     }
     fn snapshots(&self) -> Vec<(SnapshotId, VolumeSetId)> {
         let mut out = Vec::new();
         for vs in Catalog::volume_sets(self) {
-            out.extend(self.get_snapshot_ids(vs.id).unwrap_or_default().into_iter().map(|s| (s, vs.id)));
+            out.extend(
+                self.get_snapshot_ids(vs.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|s| (s, vs.id)),
+            );
         }
         out
     }
     fn branches(&self) -> Vec<BranchEntry> {
         let mut out = Vec::new();
         for vs in Catalog::volume_sets(self) {
-            for b in self.get_branches(&BranchQuery::all(vs.id)).unwrap_or_default() {
-                out.push(BranchEntry { id: b.id, volume_set: vs.id, name: b.name });
+            for b in self
+                .get_branches(&BranchQuery::all(vs.id))
+                .unwrap_or_default()
+            {
+                out.push(BranchEntry {
+                    id: b.id,
+                    volume_set: vs.id,
+                    name: b.name,
+                });
             }
         }
         out
@@ -106,7 +130,11 @@ impl Catalog for State {
 
 /// Normalizes an id prefix: lower case, no hyphens; `None` if it is not hex.
 fn hex_prefix(q: &str) -> Option<String> {
-    let p: String = q.chars().filter(|c| *c != '-').collect::<String>().to_ascii_lowercase();
+    let p: String = q
+        .chars()
+        .filter(|c| *c != '-')
+        .collect::<String>()
+        .to_ascii_lowercase();
     (!p.is_empty() && p.len() <= 32 && p.chars().all(|c| c.is_ascii_hexdigit())).then_some(p)
 }
 
@@ -123,7 +151,12 @@ fn vs_label(vs: &VsEntry) -> String {
     if vs.prefix.is_empty() {
         format!("volume set {:?} ({})", vs.name, short(vs.id))
     } else {
-        format!("volume set \"{}/{}\" ({})", vs.prefix, vs.name, short(vs.id))
+        format!(
+            "volume set \"{}/{}\" ({})",
+            vs.prefix,
+            vs.name,
+            short(vs.id)
+        )
     }
 }
 
@@ -131,13 +164,19 @@ fn one(query: &str, kinds: Kinds, mut found: Vec<Found>, what_to_do: &str) -> Re
     found.dedup_by(|a, b| a.object == b.object);
     match found.len() {
         1 => Ok(found.pop().expect("one").object),
-        0 => Err(Fail::usage(format!("no {} matches {query:?}; {what_to_do}", kinds.describe()))),
+        0 => Err(Fail::usage(format!(
+            "no {} matches {query:?}; {what_to_do}",
+            kinds.describe()
+        ))),
         n => {
             let mut names: Vec<String> = found.iter().take(8).map(|f| f.label.clone()).collect();
             if n > 8 {
                 names.push(format!("and {} more", n - 8));
             }
-            Err(Fail::usage(format!("{query:?} is ambiguous: it matches {}; give more of the id", names.join(", "))))
+            Err(Fail::usage(format!(
+                "{query:?} is ambiguous: it matches {}; give more of the id",
+                names.join(", ")
+            )))
         }
     }
 }
@@ -151,18 +190,28 @@ pub fn resolve(cat: &dyn Catalog, query: &str, kinds: Kinds) -> Result<Object, F
         "give a volume set name, VOLUME_SET:BRANCH, or an id (`mdslog volume-set list DIR`, `mdslog tree DIR VOLUME_SET`)"
     };
     if q.is_empty() {
-        return Err(Fail::usage(format!("an empty {} id; {hint}", kinds.describe())));
+        return Err(Fail::usage(format!(
+            "an empty {} id; {hint}",
+            kinds.describe()
+        )));
     }
     let vss = cat.volume_sets();
     let vs_by_id = |id: VolumeSetId| vss.iter().find(|v| v.id == id);
-    let vs_name = |id: VolumeSetId| vs_by_id(id).map(|v| v.name.clone()).unwrap_or_else(|| short(id));
+    let vs_name = |id: VolumeSetId| {
+        vs_by_id(id)
+            .map(|v| v.name.clone())
+            .unwrap_or_else(|| short(id))
+    };
 
     // A whole id.
     if let Ok(u) = uuid::Uuid::parse_str(q) {
         let mut found = Vec::new();
         if kinds.volume_sets {
             if let Some(v) = vs_by_id(VolumeSetId(u)) {
-                found.push(Found { object: Object::VolumeSet(v.id), label: vs_label(v) });
+                found.push(Found {
+                    object: Object::VolumeSet(v.id),
+                    label: vs_label(v),
+                });
             }
         }
         if kinds.snapshots {
@@ -200,7 +249,16 @@ pub fn resolve(cat: &dyn Catalog, query: &str, kinds: Kinds) -> Result<Object, F
                     })
                     .collect();
                 let hint = format!("list its branches with `mdslog branch list DIR {vs_q}`");
-                return one(q, Kinds { volume_sets: false, snapshots: false, branches: true }, found, &hint);
+                return one(
+                    q,
+                    Kinds {
+                        volume_sets: false,
+                        snapshots: false,
+                        branches: true,
+                    },
+                    found,
+                    &hint,
+                );
             }
         }
     }
@@ -209,8 +267,13 @@ pub fn resolve(cat: &dyn Catalog, query: &str, kinds: Kinds) -> Result<Object, F
     if kinds.volume_sets {
         let by_name: Vec<Found> = vss
             .iter()
-            .filter(|v| v.name == q || (!v.prefix.is_empty() && format!("{}/{}", v.prefix, v.name) == q))
-            .map(|v| Found { object: Object::VolumeSet(v.id), label: vs_label(v) })
+            .filter(|v| {
+                v.name == q || (!v.prefix.is_empty() && format!("{}/{}", v.prefix, v.name) == q)
+            })
+            .map(|v| Found {
+                object: Object::VolumeSet(v.id),
+                label: vs_label(v),
+            })
             .collect();
         if !by_name.is_empty() {
             return one(q, kinds, by_name, hint);
@@ -224,18 +287,35 @@ pub fn resolve(cat: &dyn Catalog, query: &str, kinds: Kinds) -> Result<Object, F
     let mut found = Vec::new();
     if kinds.volume_sets {
         for v in vss.iter().filter(|v| simple(&v.id.0).starts_with(&p)) {
-            found.push(Found { object: Object::VolumeSet(v.id), label: vs_label(v) });
+            found.push(Found {
+                object: Object::VolumeSet(v.id),
+                label: vs_label(v),
+            });
         }
     }
     if kinds.snapshots {
-        for (s, vs) in cat.snapshots().into_iter().filter(|(s, _)| simple(&s.0).starts_with(&p)) {
-            let name = cat.snapshot_name(s).filter(|n| !n.is_empty()).map(|n| format!(" {n:?}")).unwrap_or_default();
-            found
-                .push(Found { object: Object::Snapshot(s), label: format!("snapshot {}{name} in {}", s, vs_name(vs)) });
+        for (s, vs) in cat
+            .snapshots()
+            .into_iter()
+            .filter(|(s, _)| simple(&s.0).starts_with(&p))
+        {
+            let name = cat
+                .snapshot_name(s)
+                .filter(|n| !n.is_empty())
+                .map(|n| format!(" {n:?}"))
+                .unwrap_or_default();
+            found.push(Found {
+                object: Object::Snapshot(s),
+                label: format!("snapshot {}{name} in {}", s, vs_name(vs)),
+            });
         }
     }
     if kinds.branches {
-        for b in cat.branches().into_iter().filter(|b| simple(&b.id.0).starts_with(&p)) {
+        for b in cat
+            .branches()
+            .into_iter()
+            .filter(|b| simple(&b.id.0).starts_with(&p))
+        {
             found.push(Found {
                 object: Object::Branch(b.volume_set, b.id),
                 label: format!("branch {:?} {} in {}", b.name, b.id, vs_name(b.volume_set)),
@@ -260,7 +340,9 @@ pub fn snapshot_in(state: &State, vs: VolumeSetId, query: &str) -> Result<Snapsh
     if let Ok(tip) = state.get_tip(vs, q) {
         return Ok(tip.id);
     }
-    let ids = state.get_snapshot_ids(vs).map_err(|e| Fail::usage(e.to_string()))?;
+    let ids = state
+        .get_snapshot_ids(vs)
+        .map_err(|e| Fail::usage(e.to_string()))?;
     let hint = "give a snapshot id, a unique prefix of one, or a branch name (see `mdslog tree DIR VOLUME_SET`)";
     if let Ok(u) = uuid::Uuid::parse_str(q) {
         return ids
@@ -269,14 +351,28 @@ pub fn snapshot_in(state: &State, vs: VolumeSetId, query: &str) -> Result<Snapsh
             .ok_or_else(|| Fail::usage(format!("no snapshot {q} in this volume set; {hint}")));
     }
     let Some(p) = hex_prefix(q) else {
-        return Err(Fail::usage(format!("no branch or snapshot matches {q:?}; {hint}")));
+        return Err(Fail::usage(format!(
+            "no branch or snapshot matches {q:?}; {hint}"
+        )));
     };
     let found: Vec<Found> = ids
         .into_iter()
         .filter(|s| simple(&s.0).starts_with(&p))
-        .map(|s| Found { object: Object::Snapshot(s), label: format!("snapshot {s}") })
+        .map(|s| Found {
+            object: Object::Snapshot(s),
+            label: format!("snapshot {s}"),
+        })
         .collect();
-    match one(q, Kinds { volume_sets: false, snapshots: true, branches: false }, found, hint)? {
+    match one(
+        q,
+        Kinds {
+            volume_sets: false,
+            snapshots: true,
+            branches: false,
+        },
+        found,
+        hint,
+    )? {
         Object::Snapshot(s) => Ok(s),
         _ => unreachable!("only snapshots were asked for"),
     }

@@ -5,13 +5,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use mdslog::{
-    Attrs, BlobId, BranchQuery, Error, Snapshot, SnapshotId, Store, StoreOptions, Timestamp, VolumeSet, VolumeSetId,
-    VolumeSetQuery,
+    Attrs, BlobId, BranchQuery, Error, Snapshot, SnapshotId, Store, StoreOptions, Timestamp,
+    VolumeSet, VolumeSetId, VolumeSetQuery,
 };
 
 use crate::cli::{BranchCmd, SnapshotArgs, VolumeSetCmd};
 use crate::inspect::{open_read_only, print_volume_set, state_at};
-use crate::output::{confirm, human_bytes, human_time, json, out, plural, short, CmdResult, Fail, EXIT_OK};
+use crate::output::{
+    confirm, human_bytes, human_time, json, out, plural, short, CmdResult, Fail, EXIT_OK,
+};
 use crate::resolve;
 
 /// Opens a store for writing; unless `create`, the directory must exist already.
@@ -22,16 +24,23 @@ fn open_writer(dir: &Path, actor: String, create: bool) -> Result<Store, Fail> {
             dir.display()
         )));
     }
-    Store::open(dir, StoreOptions { actor: Some(actor), ..StoreOptions::default() }).map_err(|e| Fail::store(e, dir))
+    Store::open(
+        dir,
+        StoreOptions {
+            actor: Some(actor),
+            ..StoreOptions::default()
+        },
+    )
+    .map_err(|e| Fail::store(e, dir))
 }
 
 /// A library error from a change, with what to do next.
 fn change_error(e: Error, dir: &Path, vs_query: &str) -> Fail {
     let d = dir.display();
     match &e {
-        Error::BranchNotFound { .. } => {
-            Fail::usage(format!("{e}; list the branches with `mdslog branch list {d} {vs_query}`"))
-        }
+        Error::BranchNotFound { .. } => Fail::usage(format!(
+            "{e}; list the branches with `mdslog branch list {d} {vs_query}`"
+        )),
         Error::BranchAlreadyExists { .. } => Fail::usage(format!("{e}; pick another name")),
         Error::HasChildren { .. } | Error::SnapshotInUse { .. } => Fail::usage(e.to_string()),
         _ => Fail::store(e, dir),
@@ -52,7 +61,16 @@ fn vs_path(v: &VolumeSet) -> String {
 
 pub fn volume_set(cmd: VolumeSetCmd) -> CmdResult {
     match cmd {
-        VolumeSetCmd::Create { store, name, prefix, description, attrs, owner, actor, json: as_json } => {
+        VolumeSetCmd::Create {
+            store,
+            name,
+            prefix,
+            description,
+            attrs,
+            owner,
+            actor,
+            json: as_json,
+        } => {
             let dir = &store.dir;
             let who = actor.name();
             let st = open_writer(dir, who.clone(), true)?;
@@ -67,7 +85,13 @@ pub fn volume_set(cmd: VolumeSetCmd) -> CmdResult {
                 out(format!("created volume set {:?} {}", vs_path(&vs), vs.id));
             }
         }
-        VolumeSetCmd::List { store, search, glob, attrs, json: as_json } => {
+        VolumeSetCmd::List {
+            store,
+            search,
+            glob,
+            attrs,
+            json: as_json,
+        } => {
             let dir = &store.dir;
             let st = open_read_only(dir)?;
             let q = VolumeSetQuery {
@@ -98,13 +122,20 @@ pub fn volume_set(cmd: VolumeSetCmd) -> CmdResult {
                 }
             }
         }
-        VolumeSetCmd::Show { store, volume_set, at, json: as_json } => {
+        VolumeSetCmd::Show {
+            store,
+            volume_set,
+            at,
+            json: as_json,
+        } => {
             let dir = &store.dir;
             let st = open_read_only(dir)?;
             let state = state_at(&st, at.as_deref())?;
             let id = resolve::volume_set(&*state, &volume_set)?;
             let v = state.get_volume_set(id).map_err(|e| Fail::store(e, dir))?;
-            let branches = state.get_branches(&BranchQuery::all(id)).map_err(|e| Fail::store(e, dir))?;
+            let branches = state
+                .get_branches(&BranchQuery::all(id))
+                .map_err(|e| Fail::store(e, dir))?;
             if as_json {
                 json(&serde_json::json!({
                     "type": "volume-set",
@@ -144,11 +175,15 @@ pub fn volume_set(cmd: VolumeSetCmd) -> CmdResult {
                 ));
             }
             let st = open_writer(dir, actor.name(), false)?;
-            let id = resolve::volume_set(&*st.read().map_err(|e| Fail::store(e, dir))?, &volume_set)?;
+            let id =
+                resolve::volume_set(&*st.read().map_err(|e| Fail::store(e, dir))?, &volume_set)?;
             let mut v = st.get_volume_set(id).map_err(|e| Fail::store(e, dir))?;
             for k in &remove_attrs {
                 if v.attrs.remove(k).is_none() {
-                    return Err(Fail::usage(format!("volume set {:?} has no attribute {k:?}", v.name)));
+                    return Err(Fail::usage(format!(
+                        "volume set {:?} has no attribute {k:?}",
+                        v.name
+                    )));
                 }
             }
             v.attrs.extend(attrs);
@@ -165,9 +200,11 @@ pub fn volume_set(cmd: VolumeSetCmd) -> CmdResult {
                 v.owner = o;
             }
             v.last_modified = Timestamp::now();
-            st.update_volume_set(&v, None).map_err(|e| Fail::store(e, dir))?;
+            st.update_volume_set(&v, None)
+                .map_err(|e| Fail::store(e, dir))?;
             if let Some(s) = size {
-                st.set_volume_set_size(id, s).map_err(|e| Fail::store(e, dir))?;
+                st.set_volume_set_size(id, s)
+                    .map_err(|e| Fail::store(e, dir))?;
             }
             let v = st.get_volume_set(id).map_err(|e| Fail::store(e, dir))?;
             st.close().map_err(|e| Fail::store(e, dir))?;
@@ -177,10 +214,16 @@ pub fn volume_set(cmd: VolumeSetCmd) -> CmdResult {
                 out(format!("updated volume set {:?} {}", vs_path(&v), v.id));
             }
         }
-        VolumeSetCmd::Delete { store, volume_set, yes, actor } => {
+        VolumeSetCmd::Delete {
+            store,
+            volume_set,
+            yes,
+            actor,
+        } => {
             let dir = &store.dir;
             let st = open_writer(dir, actor.name(), false)?;
-            let id = resolve::volume_set(&*st.read().map_err(|e| Fail::store(e, dir))?, &volume_set)?;
+            let id =
+                resolve::volume_set(&*st.read().map_err(|e| Fail::store(e, dir))?, &volume_set)?;
             let v = st.get_volume_set(id).map_err(|e| Fail::store(e, dir))?;
             let what = format!(
                 "delete volume set {:?} ({}) with {} and {}",
@@ -227,8 +270,20 @@ pub fn snapshot(a: SnapshotArgs) -> CmdResult {
     let id = SnapshotId::random();
     let attrs = attrs_of(&a.attrs);
     let s = match (&a.fork, parent) {
-        (Some(name), parent) => st.snapshot_fork(vs, id, name, parent, blob, attrs, &a.name, a.size, &a.description),
-        (None, Some(tip)) => st.snapshot_extend(id, tip, blob, attrs, &a.name, a.size, &a.description),
+        (Some(name), parent) => st.snapshot_fork(
+            vs,
+            id,
+            name,
+            parent,
+            blob,
+            attrs,
+            &a.name,
+            a.size,
+            &a.description,
+        ),
+        (None, Some(tip)) => {
+            st.snapshot_extend(id, tip, blob, attrs, &a.name, a.size, &a.description)
+        }
         (None, None) => unreachable!("extending needs a tip"),
     }
     .map_err(|e| change_error(e, dir, &a.volume_set))?;
@@ -248,12 +303,18 @@ pub fn snapshot(a: SnapshotArgs) -> CmdResult {
 
 pub fn branch(cmd: BranchCmd) -> CmdResult {
     match cmd {
-        BranchCmd::List { store, volume_set, json: as_json } => {
+        BranchCmd::List {
+            store,
+            volume_set,
+            json: as_json,
+        } => {
             let dir = &store.dir;
             let st = open_read_only(dir)?;
             let state = st.read().map_err(|e| Fail::store(e, dir))?;
             let vs = resolve::volume_set(&*state, &volume_set)?;
-            let list = state.get_branches(&BranchQuery::all(vs)).map_err(|e| Fail::store(e, dir))?;
+            let list = state
+                .get_branches(&BranchQuery::all(vs))
+                .map_err(|e| Fail::store(e, dir))?;
             if as_json {
                 json(&list)?;
             } else {
@@ -265,7 +326,11 @@ pub fn branch(cmd: BranchCmd) -> CmdResult {
                     let t = b.tip_snapshot.as_ref();
                     out(format!(
                         "{:<24}{:<10}{:<10}{:>8}  {:<29}{}",
-                        if b.name.is_empty() { "(unnamed)" } else { &b.name },
+                        if b.name.is_empty() {
+                            "(unnamed)"
+                        } else {
+                            &b.name
+                        },
                         short(b.id),
                         short(b.tip),
                         t.map(|t| t.depth).unwrap_or(0),
@@ -275,25 +340,53 @@ pub fn branch(cmd: BranchCmd) -> CmdResult {
                 }
             }
         }
-        BranchCmd::Rename { store, volume_set, old, new, actor } => {
+        BranchCmd::Rename {
+            store,
+            volume_set,
+            old,
+            new,
+            actor,
+        } => {
             let dir = &store.dir;
             let st = open_writer(dir, actor.name(), false)?;
-            let vs = resolve::volume_set(&*st.read().map_err(|e| Fail::store(e, dir))?, &volume_set)?;
-            st.rename_branch(vs, &old, &new).map_err(|e| change_error(e, dir, &volume_set))?;
+            let vs =
+                resolve::volume_set(&*st.read().map_err(|e| Fail::store(e, dir))?, &volume_set)?;
+            st.rename_branch(vs, &old, &new)
+                .map_err(|e| change_error(e, dir, &volume_set))?;
             st.close().map_err(|e| Fail::store(e, dir))?;
             out(format!("renamed branch {old:?} to {new:?}"));
         }
-        BranchCmd::Delete { store, volume_set, branch, yes, actor } => {
+        BranchCmd::Delete {
+            store,
+            volume_set,
+            branch,
+            yes,
+            actor,
+        } => {
             let dir = &store.dir;
             let st = open_writer(dir, actor.name(), false)?;
-            let vs = resolve::volume_set(&*st.read().map_err(|e| Fail::store(e, dir))?, &volume_set)?;
-            let tip = st.get_tip(vs, &branch).map_err(|e| change_error(e, dir, &volume_set))?;
-            if !yes && !confirm(&format!("delete branch {branch:?} (tip {}, depth {})", short(tip.id), tip.depth))? {
+            let vs =
+                resolve::volume_set(&*st.read().map_err(|e| Fail::store(e, dir))?, &volume_set)?;
+            let tip = st
+                .get_tip(vs, &branch)
+                .map_err(|e| change_error(e, dir, &volume_set))?;
+            if !yes
+                && !confirm(&format!(
+                    "delete branch {branch:?} (tip {}, depth {})",
+                    short(tip.id),
+                    tip.depth
+                ))?
+            {
                 return Err(Fail::usage("delete not confirmed; nothing changed"));
             }
-            let gone = st.delete_branch(vs, &branch).map_err(|e| change_error(e, dir, &volume_set))?;
+            let gone = st
+                .delete_branch(vs, &branch)
+                .map_err(|e| change_error(e, dir, &volume_set))?;
             st.close().map_err(|e| Fail::store(e, dir))?;
-            out(format!("deleted branch {branch:?}: {}", plural(gone.len() as u64, "snapshot", "snapshots")));
+            out(format!(
+                "deleted branch {branch:?}: {}",
+                plural(gone.len() as u64, "snapshot", "snapshots")
+            ));
         }
     }
     Ok(EXIT_OK)
@@ -314,18 +407,43 @@ fn demo_snap(vs: VolumeSetId, parent: Option<SnapshotId>, name: &str) -> Snapsho
 /// Makes or extends the demo store (README.md's main job).
 pub fn demo(dir: PathBuf) -> CmdResult {
     let e = |e| Fail::store(e, &dir);
-    let store = Store::open(&dir, StoreOptions { actor: Some("demo".into()), ..StoreOptions::default() }).map_err(e)?;
-    let found =
-        store.get_volume_sets(&VolumeSetQuery { name: Some("demo".into()), ..Default::default() }).map_err(e)?;
+    let store = Store::open(
+        &dir,
+        StoreOptions {
+            actor: Some("demo".into()),
+            ..StoreOptions::default()
+        },
+    )
+    .map_err(e)?;
+    let found = store
+        .get_volume_sets(&VolumeSetQuery {
+            name: Some("demo".into()),
+            ..Default::default()
+        })
+        .map_err(e)?;
     let vs: VolumeSet = match found.into_iter().next() {
         Some(vs) => vs,
         None => {
             let mut attrs = Attrs::new();
             attrs.insert("runs".into(), "0".into());
-            store.create_volume_set("demo", "acme", attrs, "made by mdslog demo", "operator", "operator").map_err(e)?
+            store
+                .create_volume_set(
+                    "demo",
+                    "acme",
+                    attrs,
+                    "made by mdslog demo",
+                    "operator",
+                    "operator",
+                )
+                .map_err(e)?
         }
     };
-    let runs: u64 = vs.attrs.get("runs").and_then(|r| r.parse().ok()).unwrap_or(0) + 1;
+    let runs: u64 = vs
+        .attrs
+        .get("runs")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+        + 1;
 
     // Snapshots on two branches: extend master (or start it), then dev (or fork it).
     let master_tip = match store.get_tip(vs.id, "master") {
@@ -344,16 +462,31 @@ pub fn demo(dir: PathBuf) -> CmdResult {
         Err(err) => return Err(e(err)),
     };
     match store.get_tip(vs.id, "dev") {
-        Ok(t) => store.extend_branch(&[demo_snap(vs.id, Some(t.id), &format!("dev run {runs}"))]).map_err(e)?,
+        Ok(t) => store
+            .extend_branch(&[demo_snap(vs.id, Some(t.id), &format!("dev run {runs}"))])
+            .map_err(e)?,
         Err(Error::BranchNotFound { .. }) => {
-            store.fork_branch("dev", &[demo_snap(vs.id, Some(master_tip), "dev start")]).map_err(e)?;
+            store
+                .fork_branch("dev", &[demo_snap(vs.id, Some(master_tip), "dev start")])
+                .map_err(e)?;
         }
         Err(err) => return Err(e(err)),
     }
     // A fork off the master tip, then a rename of it.
     let tmp = format!("exp-{runs}");
-    store.fork_branch(&tmp, &[demo_snap(vs.id, Some(master_tip), &format!("experiment {runs}"))]).map_err(e)?;
-    store.rename_branch(vs.id, &tmp, &format!("feature-{runs}")).map_err(e)?;
+    store
+        .fork_branch(
+            &tmp,
+            &[demo_snap(
+                vs.id,
+                Some(master_tip),
+                &format!("experiment {runs}"),
+            )],
+        )
+        .map_err(e)?;
+    store
+        .rename_branch(vs.id, &tmp, &format!("feature-{runs}"))
+        .map_err(e)?;
     // An attribute edit on the volume set.
     let mut cur = store.get_volume_set(vs.id).map_err(e)?;
     cur.attrs.insert("runs".into(), runs.to_string());
@@ -387,15 +520,39 @@ fn print_demo_tree(store: &Store, vs: VolumeSetId) -> Result<(), Error> {
     let v = store.get_volume_set(vs)?;
     out(format!("volume set {}/{} ({})", v.prefix, v.name, v.id));
     let branches = store.get_branches(&BranchQuery::all(vs))?;
-    out(format!("branches: {}", branches.iter().map(|b| b.name.as_str()).collect::<Vec<_>>().join(", ")));
+    out(format!(
+        "branches: {}",
+        branches
+            .iter()
+            .map(|b| b.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     // Depth first with an explicit stack: chains can be deep.
     let roots = children.get(&None).map(|v| v.as_slice()).unwrap_or(&[]);
-    let mut stack: Vec<(&Snapshot, String, bool)> =
-        roots.iter().rev().enumerate().map(|(i, r)| (*r, String::new(), i == 0)).collect();
+    let mut stack: Vec<(&Snapshot, String, bool)> = roots
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, r)| (*r, String::new(), i == 0))
+        .collect();
     while let Some((s, indent, last)) = stack.pop() {
-        let tip = s.branch_name.as_ref().map(|n| format!(" [{n}]")).unwrap_or_default();
-        out(format!("{indent}{}{} (depth {}){}", if last { "└─ " } else { "├─ " }, s.name, s.depth, tip));
-        let kids = children.get(&Some(s.id)).map(|v| v.as_slice()).unwrap_or(&[]);
+        let tip = s
+            .branch_name
+            .as_ref()
+            .map(|n| format!(" [{n}]"))
+            .unwrap_or_default();
+        out(format!(
+            "{indent}{}{} (depth {}){}",
+            if last { "└─ " } else { "├─ " },
+            s.name,
+            s.depth,
+            tip
+        ));
+        let kids = children
+            .get(&Some(s.id))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[]);
         let next = format!("{indent}{}", if last { "   " } else { "│  " });
         for (i, k) in kids.iter().enumerate().rev() {
             stack.push((k, next.clone(), i + 1 == kids.len()));
