@@ -447,7 +447,6 @@ impl State {
         }
         if let Some(vs) = self.volume_sets.get_mut(&volume_set) {
             vs.snapshots.retain(|s| !gone.contains(s));
-            vs.last_snapshot_time = None;
             let snaps = &self.snapshots;
             vs.last_snapshot_time = vs
                 .snapshots
