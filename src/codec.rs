@@ -31,6 +31,14 @@ pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<()> {
         .map_err(|e| Error::Encode(e.to_string()))
 }
 
+/// The encoded size of a value, without allocating it.
+pub fn encoded_len<T: Serialize>(value: &T) -> Result<usize> {
+    let mut w = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut w, CONFIG)
+        .map_err(|e| Error::Encode(e.to_string()))?;
+    Ok(w.bytes_written)
+}
+
 /// Decodes a record payload; trailing bytes are an error (a payload is exactly one value).
 pub fn decode<T: DeserializeOwned>(lsn: Lsn, bytes: &[u8]) -> Result<T> {
     let seed = borrow_strings::W(std::marker::PhantomData::<T>);

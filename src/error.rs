@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::log::format::FormatFault;
 use crate::log::{Lsn, SegmentId};
-use crate::model::{BranchId, SnapshotId, VolumeId, VolumeSetId};
+use crate::model::{BranchId, SnapshotId, StoreId, VolumeId, VolumeSetId};
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -210,6 +210,75 @@ pub enum Error {
     BushNotFound(SnapshotId),
     #[error("bush rooted at {0} already exists")]
     BushAlreadyExists(SnapshotId),
+
+    // --- Sync and bundles. ---
+    #[error("bundle {}: {problem} (at byte {offset})", file.display())]
+    Bundle {
+        file: PathBuf,
+        offset: u64,
+        problem: BundleProblem,
+    },
+    #[error(
+        "sync gap: this store holds the records of store {peer} for volume set {volume_set} up to its LSN {have}, but the batch starts after LSN {after}; export again with --since {have}"
+    )]
+    SyncGap {
+        peer: StoreId,
+        volume_set: VolumeSetId,
+        have: Lsn,
+        after: Lsn,
+    },
+    #[error("invalid sync batch from store {source_store}: {reason}")]
+    BadSyncBatch {
+        source_store: StoreId,
+        reason: String,
+    },
+}
+
+/// What is wrong with a bundle file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleProblem {
+    /// The file does not start with the bundle magic.
+    BadMagic,
+    /// A bundle version this build does not read.
+    UnsupportedVersion { found: u32 },
+    /// The file ends before the part that starts here.
+    Truncated,
+    /// The file is larger than the bundle limit.
+    TooLarge { bytes: u64, max: u64 },
+    /// The blake3 digest in the trailer does not match the bytes before it.
+    DigestMismatch,
+    /// A record frame is damaged (see the fault).
+    BadFrame(FormatFault),
+    /// The header or a record does not decode, or breaks a rule (order, volume set, kind).
+    BadContent(String),
+    /// The bundle is for another volume set than the one asked for.
+    WrongVolumeSet {
+        expected: VolumeSetId,
+        found: VolumeSetId,
+    },
+}
+
+impl std::fmt::Display for BundleProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BundleProblem::BadMagic => write!(f, "not a bundle (bad magic)"),
+            BundleProblem::UnsupportedVersion { found } => {
+                write!(f, "unsupported bundle version {found}")
+            }
+            BundleProblem::Truncated => write!(f, "truncated"),
+            BundleProblem::TooLarge { bytes, max } => {
+                write!(f, "{bytes} bytes is over the bundle limit of {max} bytes")
+            }
+            BundleProblem::DigestMismatch => {
+                write!(f, "digest mismatch: the bundle is damaged")
+            }
+            BundleProblem::BadFrame(fault) => write!(f, "damaged record: {fault}"),
+            BundleProblem::BadContent(m) => write!(f, "{m}"),
+            BundleProblem::WrongVolumeSet { expected, found } => {
+                write!(f, "bundle is for volume set {found}, not {expected}")
+            }
+        }
+    }
 }
 
 impl Error {

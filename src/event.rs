@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::log::{Lsn, RecordKind};
 use crate::model::{
-    Attrs, BlobId, BranchId, Bush, Snapshot, SnapshotId, SnapshotMeta, Timestamp, Volume, VolumeId,
-    VolumeSet, VolumeSetId, VolumeSetMeta,
+    Attrs, BlobId, BranchId, Bush, Snapshot, SnapshotId, SnapshotMeta, StoreId, Timestamp, Volume,
+    VolumeId, VolumeSet, VolumeSetId, VolumeSetMeta,
 };
 
 /// A new branch: the snapshots it adds (oldest first, only those not already present) and
@@ -43,6 +43,52 @@ pub struct NewTip {
     pub snapshot: SnapshotId,
     pub branch: BranchId,
     pub name: String,
+}
+
+/// A conflict a sync decided, with the three versions. `target` is the value that won
+/// (the remote side of a sync, or the side an import prefers), `current` the value that
+/// lost, `initial` the value both had before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Conflict {
+    /// Both sides edited a volume set's metadata differently.
+    VolumeSet {
+        id: VolumeSetId,
+        target: VolumeSetMeta,
+        current: VolumeSetMeta,
+        initial: VolumeSetMeta,
+    },
+    /// Both sides edited a snapshot's metadata differently.
+    Snapshot {
+        id: SnapshotId,
+        target: SnapshotMeta,
+        current: SnapshotMeta,
+        initial: SnapshotMeta,
+    },
+    /// Both sides renamed a branch, to different names.
+    BranchRename {
+        volume_set: VolumeSetId,
+        branch: BranchId,
+        target: String,
+        current: String,
+        initial: String,
+    },
+    /// An incoming branch's name is held by another branch here: the incoming branch
+    /// keeps its id and arrives under `given` (empty: unnamed).
+    BranchNameClash {
+        volume_set: VolumeSetId,
+        branch: BranchId,
+        wanted: String,
+        given: String,
+        holder: BranchId,
+    },
+    /// An incoming branch ends on a snapshot that is already the tip of another branch
+    /// here (at most one branch per tip): the incoming branch was not applied.
+    BranchTipTaken {
+        volume_set: VolumeSetId,
+        branch: BranchId,
+        tip: SnapshotId,
+        holder: BranchId,
+    },
 }
 
 /// One mutation.
@@ -113,10 +159,34 @@ pub enum Event {
     DeleteVolume {
         id: VolumeId,
     },
+    /// The store's identity, written once (before its first sync or export).
+    SetStoreId {
+        id: StoreId,
+    },
+    /// A sync moved a branch forward to a snapshot the store already held.
+    MoveBranch {
+        volume_set: VolumeSetId,
+        branch: BranchId,
+        old_tip: SnapshotId,
+        new_tip: SnapshotId,
+    },
+    /// The next `records` records came from `peer`; the records of `volume_set` in
+    /// `peer`'s log up to LSN `through` are applied here (the sync cursor).
+    SyncApplied {
+        peer: StoreId,
+        volume_set: VolumeSetId,
+        through: Lsn,
+        records: u32,
+    },
+    /// A conflict a sync with `peer` decided here.
+    SyncConflict {
+        peer: StoreId,
+        conflict: Box<Conflict>,
+    },
 }
 
 /// Every kind this version writes, with its name (for dumps and `--kind` filters).
-pub const KINDS: [(u16, &str); 16] = [
+pub const KINDS: [(u16, &str); 20] = [
     (1, "import-volume-set"),
     (2, "update-volume-set"),
     (3, "set-volume-set-size"),
@@ -133,6 +203,10 @@ pub const KINDS: [(u16, &str); 16] = [
     (14, "import-volume"),
     (15, "update-volume"),
     (16, "delete-volume"),
+    (17, "set-store-id"),
+    (18, "move-branch"),
+    (19, "sync-applied"),
+    (20, "sync-conflict"),
 ];
 
 /// The name of a record kind, if this version knows it.
@@ -160,6 +234,10 @@ impl Event {
             Event::ImportVolume { .. } => 14,
             Event::UpdateVolume { .. } => 15,
             Event::DeleteVolume { .. } => 16,
+            Event::SetStoreId { .. } => 17,
+            Event::MoveBranch { .. } => 18,
+            Event::SyncApplied { .. } => 19,
+            Event::SyncConflict { .. } => 20,
         })
     }
 
@@ -173,7 +251,16 @@ impl Event {
             Event::ForkBranch(b) | Event::ImportBranch(b) => Some(b.volume_set),
             Event::ExtendBranch { volume_set, .. }
             | Event::RenameBranch { volume_set, .. }
-            | Event::DeleteSnapshots { volume_set, .. } => Some(*volume_set),
+            | Event::DeleteSnapshots { volume_set, .. }
+            | Event::MoveBranch { volume_set, .. }
+            | Event::SyncApplied { volume_set, .. } => Some(*volume_set),
+            Event::SyncConflict { conflict, .. } => Some(match &**conflict {
+                Conflict::VolumeSet { id, .. } => *id,
+                Conflict::Snapshot { .. } => return None,
+                Conflict::BranchRename { volume_set, .. }
+                | Conflict::BranchNameClash { volume_set, .. }
+                | Conflict::BranchTipTaken { volume_set, .. } => *volume_set,
+            }),
             Event::ImportBush { bush } => Some(bush.volume_set),
             Event::ImportVolume { volume } => Some(volume.volume_set),
             _ => None,

@@ -81,7 +81,7 @@ pub mod state;
 pub mod store;
 pub mod sync;
 
-pub use error::{Corruption, CorruptionKind, Error, Result};
+pub use error::{BundleProblem, Corruption, CorruptionKind, Error, Result};
 pub use log::{Durability, Log, LogOptions, Lsn, Record, RecordKind, RecoveryMode, SegmentId};
 pub use model::*;
 pub use store::{BlobBase, SnapshotPair, Store, StoreOptions};

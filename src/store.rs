@@ -20,7 +20,7 @@ use crate::event::{Envelope, Event};
 use crate::log::{fs, Durability, Log, LogOptions, Lsn, Record, RecoveryReport};
 use crate::model::{
     Attrs, BlobId, Branch, BranchId, BranchQuery, Bush, Snapshot, SnapshotId, SnapshotQuery,
-    Timestamp, Volume, VolumeId, VolumeSet, VolumeSetId, VolumeSetQuery,
+    StoreId, Timestamp, Volume, VolumeId, VolumeSet, VolumeSetId, VolumeSetQuery,
 };
 use crate::state::query::{CanonicalDump, Counts};
 use crate::state::State;
@@ -59,6 +59,13 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store").field("log", &self.log).finish()
     }
 }
+
+/// Most snapshots a sync puts in one record (bounds record size: ~100-300 bytes each).
+const SYNC_SNAPSHOTS_PER_RECORD: usize = 8192;
+
+/// How far a peer's log may run past the cursor, in records that had nothing to apply,
+/// before a sync writes a cursor record anyway.
+const SYNC_CURSOR_LAG_MAX: u64 = 4096;
 
 /// Records decoded per batch handed from the decoding thread to the applying one.
 const REPLAY_BATCH_RECORDS: usize = 4096;
@@ -140,13 +147,27 @@ impl Store {
 
     fn from_log(log: Log, options: StoreOptions) -> Result<Store> {
         let state = replay(&log, None)?;
-        Ok(Store {
+        let store = Store {
             log,
             state: RwLock::new(state),
             write: Mutex::new(()),
             options,
             poisoned: AtomicBool::new(false),
-        })
+        };
+        if store.log.is_writable() {
+            // A store has an identity from its first writable open (sync cursors name
+            // peers by it); logs written before identities get one now.
+            store.mutate(|st| match st.store_id() {
+                Some(_) => Ok((None, ())),
+                None => Ok((
+                    Some(Event::SetStoreId {
+                        id: StoreId::random(),
+                    }),
+                    (),
+                )),
+            })?;
+        }
+        Ok(store)
     }
 
     /// What log recovery found when this store was opened.
@@ -262,6 +283,213 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// [`Store::mutate`] for several records: `f` returns groups of events; each group is
+    /// appended as one atomic batch and applied, in order. Waits for the last group only
+    /// (batches become durable in order).
+    fn mutate_many<T>(&self, f: impl FnOnce(&State) -> Result<(Vec<Vec<Event>>, T)>) -> Result<T> {
+        self.check_poisoned()?;
+        if !self.log.is_writable() {
+            return Err(Error::ReadOnly);
+        }
+        let (last, out) = {
+            let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+            self.check_poisoned()?;
+            let (groups, out) = {
+                let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+                f(&st)?
+            };
+            let mut last = None;
+            for group in groups.into_iter().filter(|g| !g.is_empty()) {
+                let time = Timestamp::now();
+                let envs: Vec<Envelope> = group
+                    .into_iter()
+                    .map(|event| Envelope {
+                        time,
+                        actor: self.options.actor.clone(),
+                        event,
+                    })
+                    .collect();
+                let records = envs
+                    .iter()
+                    .map(|env| {
+                        Ok(Record {
+                            kind: env.event.kind(),
+                            payload: env.encode()?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let ticket = match self.log.submit(records, self.options.log.durability) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        if last.is_some() {
+                            // Earlier groups are applied but may not reach the disk.
+                            self.poisoned.store(true, Ordering::Release);
+                        }
+                        return Err(e);
+                    }
+                };
+                let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+                for (i, env) in envs.iter().enumerate() {
+                    st.apply(Lsn(ticket.range.first.0 + i as u64), env);
+                }
+                last = Some(ticket);
+            }
+            (last, out)
+        };
+        if let Some(ticket) = last {
+            if let Err(e) = self.log.wait(ticket) {
+                self.poisoned.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- Sync --------------------------------------------------------------------------
+
+    /// This store's identity: written when the store was first opened for writing. `None`
+    /// only for a store opened read-only that no writer of this version has opened yet.
+    pub fn store_id(&self) -> Result<Option<StoreId>> {
+        Ok(self.read()?.store_id())
+    }
+
+    fn require_store_id(&self) -> Result<StoreId> {
+        self.store_id()?.ok_or_else(|| {
+            Error::InvalidArgument(
+                "this store has no identity yet: open it for writing once (older logs get one then)"
+                    .into(),
+            )
+        })
+    }
+
+    /// Up to which LSN of `peer`'s log its records of `vs` are applied here.
+    pub fn sync_cursor(&self, peer: StoreId, vs: VolumeSetId) -> Result<Lsn> {
+        Ok(self.read()?.sync_cursor(peer, vs))
+    }
+
+    /// The records of `vs` after `after` (this log's LSNs), portable, for the store `to`
+    /// (records that came from `to` are left out). `None` when this store lacks `vs`.
+    pub fn export_batch(
+        &self,
+        vs: VolumeSetId,
+        after: Lsn,
+        to: Option<StoreId>,
+    ) -> Result<Option<crate::sync::Batch>> {
+        let source = self.require_store_id()?;
+        let (volume_set, through) = {
+            let st = self.read()?;
+            let Some(row) = st.volume_sets.get(&vs) else {
+                return Ok(None);
+            };
+            let mut v = st.volume_set_of(row);
+            v.size = 0;
+            v.num_snapshots = 0;
+            v.num_branches = 0;
+            v.last_snapshot_time = None;
+            (v, st.applied_lsn())
+        };
+        let collected = crate::sync::export::collect(&self.log, vs, after, through, to)?;
+        let records = collected.finish(&*self.read()?);
+        Ok(Some(crate::sync::Batch {
+            source,
+            volume_set,
+            after,
+            through: through.max(after),
+            records,
+        }))
+    }
+
+    /// Applies a batch from another store: structure by the reference rules, metadata
+    /// three-way with `winner` taking conflicts, conflicts recorded, and the cursor for
+    /// the source advanced in the same atomic batch as the last records. A batch the
+    /// cursor already covers changes nothing; one that starts after the cursor is a
+    /// [`Error::SyncGap`].
+    pub fn apply_batch(
+        &self,
+        batch: &crate::sync::Batch,
+        winner: crate::sync::Winner,
+    ) -> Result<crate::sync::ApplyReport> {
+        use crate::sync::plan::plan;
+        let vs = batch.volume_set.id;
+        let per_record = SYNC_SNAPSHOTS_PER_RECORD;
+        let group_bytes_max = self.options.log.batch_bytes_max / 2;
+        let group_records_max = (self.options.log.batch_records_max / 2).max(2);
+        self.mutate_many(|st| {
+            let receiver = st.store_id();
+            if receiver == Some(batch.source) {
+                return Err(Error::InvalidArgument(
+                    "a store cannot sync with itself (both sides have the same store id)".into(),
+                ));
+            }
+            let cursor = st.sync_cursor(batch.source, vs);
+            if batch.after > cursor {
+                return Err(Error::SyncGap {
+                    peer: batch.source,
+                    volume_set: vs,
+                    have: cursor,
+                    after: batch.after,
+                });
+            }
+            let mut fresh = batch.clone();
+            if batch.after > Lsn::ZERO {
+                // Full batches (after = 0) apply whole: the plan is idempotent.
+                fresh.records.retain(|(lsn, _)| *lsn > cursor);
+            }
+            let mut p = plan(st, &fresh, receiver, winner, per_record)?;
+            p.report.records_received = batch.records.len() as u64;
+            p.report.records_new = fresh.records.len() as u64;
+            let through = batch.through.max(cursor);
+            p.report.cursor = through;
+            // Nothing to apply: move the cursor only past a long stretch of unrelated
+            // records (so later exports need not rescan it). Advancing it for a short one
+            // would make two stores trade cursor records forever, each one the other's news.
+            if p.events.is_empty()
+                && p.conflicts.is_empty()
+                && through.0 < cursor.0.saturating_add(SYNC_CURSOR_LAG_MAX)
+            {
+                p.report.cursor = cursor;
+                return Ok((Vec::new(), p.report));
+            }
+            // Groups of data records within the batch limits, each headed by the cursor
+            // record that says they came from the source; conflicts and the new cursor go
+            // with the last group.
+            let header = |records: usize, through: Lsn| Event::SyncApplied {
+                peer: batch.source,
+                volume_set: vs,
+                through,
+                records: records as u32,
+            };
+            let mut groups: Vec<Vec<Event>> = Vec::new();
+            let mut cur: Vec<Event> = Vec::new();
+            let mut cur_bytes = 0usize;
+            for ev in p.events {
+                let bytes = crate::codec::encoded_len(&ev)?;
+                if !cur.is_empty()
+                    && (cur_bytes + bytes > group_bytes_max || cur.len() + 2 > group_records_max)
+                {
+                    let n = cur.len();
+                    let mut g = vec![header(n, cursor)];
+                    g.append(&mut cur);
+                    groups.push(g);
+                    cur_bytes = 0;
+                }
+                cur_bytes += bytes;
+                cur.push(ev);
+            }
+            let n = cur.len();
+            let mut g = vec![header(n, through)];
+            g.append(&mut cur);
+            g.extend(p.conflicts.into_iter().map(|conflict| Event::SyncConflict {
+                peer: batch.source,
+                conflict: Box::new(conflict),
+            }));
+            p.report.records_written =
+                groups.iter().map(|g| g.len() as u64).sum::<u64>() + g.len() as u64;
+            groups.push(g);
+            Ok((groups, p.report))
+        })
     }
 
     /// A read-only state as of a past LSN, replayed from the log.

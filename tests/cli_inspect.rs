@@ -326,7 +326,10 @@ fn dump_prints_every_record_readable_and_as_json_lines() {
     let f = fixture();
     let out = run(&["dump", &f.dir_str()], 0);
     assert_eq!(out.lines().count() as u64, f.last_lsn.0);
-    let first = out.lines().next().unwrap();
+    let mut lines = out.lines();
+    let identity = lines.next().unwrap();
+    assert!(identity.contains("set-store-id"), "{identity}");
+    let first = lines.next().unwrap();
     assert!(
         first.contains("import-volume-set") && first.contains("alice") && first.contains("acme/db"),
         "{first}"
@@ -357,7 +360,7 @@ fn dump_prints_every_record_readable_and_as_json_lines() {
         rename["event"]["RenameBranch"]["branch"],
         f.feature.to_string()
     );
-    let created = &lines[0]["event"]["ImportVolumeSet"]["volume_set"];
+    let created = &lines[1]["event"]["ImportVolumeSet"]["volume_set"];
     assert_eq!(created["id"], f.db.to_string());
     assert_eq!(created["name"], "db");
     assert_eq!(created["attrs"]["team"], "storage");

@@ -428,11 +428,12 @@ fn bad_magic_or_unknown_version_in_a_header() {
                 })
             } else {
                 // A well-formed header of a future version: its checksum is right.
-                h[8..12].copy_from_slice(&2u32.to_le_bytes());
+                let future = mdslog::log::format::FORMAT_VERSION + 1;
+                h[8..12].copy_from_slice(&future.to_le_bytes());
                 let crc = crc32fast::hash(&h[0..68]);
                 h[68..72].copy_from_slice(&crc.to_le_bytes());
                 CorruptionKind::Format(mdslog::log::format::FormatFault::UnsupportedVersion {
-                    found: 2,
+                    found: mdslog::log::format::FORMAT_VERSION + 1,
                 })
             };
             f.write_all_at(&h, 0).unwrap();

@@ -420,8 +420,8 @@ fn as_of_an_lsn_shows_the_state_then() {
         empty.get_volume_set(vs.id),
         Err(Error::VolumeSetNotFound(_))
     ));
-    // The first record alone: the volume set, nothing in it.
-    let first = store.as_of(Lsn(1)).unwrap();
+    // The store's identity, then the volume set, nothing in it.
+    let first = store.as_of(Lsn(2)).unwrap();
     assert_eq!(first.get_volume_set(vs.id).unwrap().num_snapshots, 0);
 }
 

@@ -11,8 +11,10 @@ use crate::log::{Lsn, RecordKind, SegmentId};
 pub const SEGMENT_MAGIC: [u8; 8] = *b"MDSLSEG\0";
 /// Eight bytes inside every footer, after the footer marker.
 pub const FOOTER_MAGIC: [u8; 8] = *b"MDSLEND\0";
-/// The only format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes (see `log-format.md` §6).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads.
+pub const FORMAT_VERSION_MIN: u32 = 1;
 
 /// Size of the segment header; the first frame starts right after it.
 pub const SEGMENT_HEADER_BYTES: usize = 72;
@@ -53,6 +55,8 @@ pub const fn frame_bytes(payload_bytes: usize) -> usize {
 /// The fixed header at offset 0 of every segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// The layout version; encoding always writes [`FORMAT_VERSION`].
+    pub version: u32,
     pub segment: SegmentId,
     pub first_lsn: Lsn,
     pub prev_digest: Digest,
@@ -82,7 +86,7 @@ impl std::fmt::Display for FormatFault {
             FormatFault::UnsupportedVersion { found } => {
                 write!(
                     f,
-                    "unsupported format version {found} (this build reads {FORMAT_VERSION})"
+                    "unsupported format version {found} (this build reads {FORMAT_VERSION_MIN} to {FORMAT_VERSION})"
                 )
             }
             FormatFault::BadHeaderSize { found } => {
@@ -165,7 +169,7 @@ pub fn decode_segment_header(b: &[u8]) -> Result<SegmentHeader, FormatFault> {
         return Err(FormatFault::HeaderChecksum { got, expected });
     }
     let version = u32_at(b, 8);
-    if version != FORMAT_VERSION {
+    if !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&version) {
         return Err(FormatFault::UnsupportedVersion { found: version });
     }
     let size = u32_at(b, 12);
@@ -178,6 +182,7 @@ pub fn decode_segment_header(b: &[u8]) -> Result<SegmentHeader, FormatFault> {
     let mut prev_digest = [0u8; 32];
     prev_digest.copy_from_slice(&b[32..64]);
     Ok(SegmentHeader {
+        version,
         segment: SegmentId(u64_at(b, 16)),
         first_lsn: Lsn(u64_at(b, 24)),
         prev_digest,
@@ -403,6 +408,7 @@ mod tests {
     #[test]
     fn header_round_trip_and_damage() {
         let h = SegmentHeader {
+            version: FORMAT_VERSION,
             segment: SegmentId(7),
             first_lsn: Lsn(99),
             prev_digest: [3u8; 32],

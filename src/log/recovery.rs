@@ -47,6 +47,9 @@ pub(crate) struct ActiveRecovered {
     pub end: u64,
     pub records: u64,
     pub hasher: blake3::Hasher,
+    /// The segment's format version: a writer seals an older one before appending, so a
+    /// segment never holds records its version does not describe.
+    pub version: u32,
 }
 
 pub(crate) struct Recovered {
@@ -206,6 +209,7 @@ fn recover_once(
                 end: scan.end,
                 records: scan.records,
                 hasher: scan.hasher.clone(),
+                version: scan.header.version,
             });
             info.bytes = scan.end;
         }

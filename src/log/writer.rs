@@ -103,6 +103,7 @@ fn create_segment(
         .create_new(&tmp)
         .map_err(io_err(storage, "create", &tmp))?;
     let header = format::encode_segment_header(&SegmentHeader {
+        version: format::FORMAT_VERSION,
         segment: id,
         first_lsn,
         prev_digest,
@@ -157,6 +158,7 @@ impl Writer {
                     create_segment(&**storage, options, rec.next_id, first, rec.last_digest)?;
                 let mut hasher = blake3::Hasher::new();
                 hasher.update(&format::encode_segment_header(&SegmentHeader {
+                    version: format::FORMAT_VERSION,
                     segment: rec.next_id,
                     first_lsn: first,
                     prev_digest: rec.last_digest,
@@ -180,7 +182,11 @@ impl Writer {
                 )
             }
         };
-        Ok(Writer {
+        let upgrade = rec
+            .active
+            .as_ref()
+            .is_some_and(|a| a.version < format::FORMAT_VERSION);
+        let mut w = Writer {
             storage: storage.clone(),
             options: options.clone(),
             file,
@@ -195,7 +201,13 @@ impl Writer {
             segments,
             segments_changed: false,
             shared: None,
-        })
+        };
+        if upgrade {
+            // A segment of an older version is sealed as it is: new records go into a
+            // segment of this version.
+            w.rotate()?;
+        }
+        Ok(w)
     }
 
     /// The segment list including the active segment, as the writer starts.
@@ -357,7 +369,11 @@ impl Writer {
     }
 
     fn publish(&mut self) {
-        let shared = self.shared.as_deref().expect("spawned");
+        // Before the thread is spawned (sealing an older version's segment at open) there
+        // is no view yet: the spawn builds it from this writer's state.
+        let Some(shared) = self.shared.as_deref() else {
+            return;
+        };
         let mut v = shared.view();
         if self.segments_changed {
             v.segments = Arc::new(self.segments.clone());
@@ -406,6 +422,7 @@ impl Writer {
         let (file, name, allocated) =
             create_segment(&*self.storage, &self.options, id, first, digest)?;
         let header = format::encode_segment_header(&SegmentHeader {
+            version: format::FORMAT_VERSION,
             segment: id,
             first_lsn: first,
             prev_digest: digest,

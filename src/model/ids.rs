@@ -65,6 +65,12 @@ uuid_id!(
     BranchId,
     "branch id"
 );
+uuid_id!(
+    /// A store's identity: sync cursors name the peer they belong to by it. A follower
+    /// that receives shipped segments holds the same log, so it has the same identity.
+    StoreId,
+    "store id"
+);
 
 /// The data layer's handle for a snapshot's bytes, local to one store. Empty = nil: "this
 /// store does not hold the data". Never synced.

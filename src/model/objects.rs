@@ -103,6 +103,19 @@ pub struct VolumeSetMeta {
     pub last_modified: Timestamp,
 }
 
+impl VolumeSetMeta {
+    /// Whether two versions are the same for three-way resolution: name, prefix,
+    /// description, creator, owner and attrs (user names and times are not compared).
+    pub fn same(&self, other: &VolumeSetMeta) -> bool {
+        self.name == other.name
+            && self.prefix == other.prefix
+            && self.description == other.description
+            && self.creator == other.creator
+            && self.owner == other.owner
+            && self.attrs == other.attrs
+    }
+}
+
 /// A snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -200,6 +213,18 @@ pub struct SnapshotMeta {
     pub owner: String,
     pub owner_name: String,
     pub last_modified: Timestamp,
+}
+
+impl SnapshotMeta {
+    /// Whether two versions of one snapshot are the same for three-way resolution: name,
+    /// description, owner, creator and attrs (id, volume set and parent cannot change).
+    pub fn same(&self, other: &SnapshotMeta) -> bool {
+        self.name == other.name
+            && self.description == other.description
+            && self.owner == other.owner
+            && self.creator == other.creator
+            && self.attrs == other.attrs
+    }
 }
 
 /// A branch: a chain from a root to its tip. The name may be empty (unnamed branch).

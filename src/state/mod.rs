@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::event::{Envelope, Event, NewBranch};
 use crate::log::Lsn;
 use crate::model::{
-    Attrs, BlobId, BranchId, Bush, Snapshot, SnapshotId, SnapshotMeta, Timestamp, Volume, VolumeId,
-    VolumeSet, VolumeSetId,
+    Attrs, BlobId, BranchId, Bush, Snapshot, SnapshotId, SnapshotMeta, StoreId, Timestamp, Volume,
+    VolumeId, VolumeSet, VolumeSetId,
 };
 
 /// Hash maps of the projections: foldhash is several times faster than SipHash on 16-byte
@@ -198,6 +198,11 @@ pub struct State {
     pub(crate) volumes: BTreeMap<VolumeId, Volume>,
     pub(crate) volumes_by_base: Map<SnapshotId, u32>,
     pub(crate) mount_paths: Map<String, VolumeId>,
+    /// This store's identity, once one was written.
+    pub(crate) store_id: Option<StoreId>,
+    /// Sync cursors: for (peer, volume set), the peer's LSN up to which its records of
+    /// that volume set are applied here.
+    pub(crate) sync_cursors: Map<(StoreId, VolumeSetId), Lsn>,
 }
 
 impl State {
@@ -345,7 +350,36 @@ impl State {
                 }
             }
             Event::DeleteVolume { id } => self.delete_volume(id),
+            Event::SetStoreId { id } => self.store_id = Some(*id),
+            Event::MoveBranch {
+                branch, new_tip, ..
+            } => self.move_tip(*branch, *new_tip),
+            Event::SyncApplied {
+                peer,
+                volume_set,
+                through,
+                ..
+            } => {
+                let c = self.sync_cursors.entry((*peer, *volume_set)).or_default();
+                *c = (*c).max(*through);
+            }
+            // The log keeps the conflict for history; the projections have nothing to do.
+            Event::SyncConflict { .. } => {}
         }
+    }
+
+    /// This store's identity, if one was written.
+    pub fn store_id(&self) -> Option<StoreId> {
+        self.store_id
+    }
+
+    /// The LSN of `peer`'s log up to which its records of `vs` are applied here
+    /// (`Lsn::ZERO`: none).
+    pub fn sync_cursor(&self, peer: StoreId, vs: VolumeSetId) -> Lsn {
+        self.sync_cursors
+            .get(&(peer, vs))
+            .copied()
+            .unwrap_or(Lsn::ZERO)
     }
 
     fn insert_snapshot(&mut self, s: &Snapshot) {
@@ -473,6 +507,8 @@ impl State {
     }
 
     fn delete_volume_set(&mut self, id: VolumeSetId) {
+        // A deleted volume set that syncs in again must come in whole: forget its cursors.
+        self.sync_cursors.retain(|(_, vs), _| *vs != id);
         let Some(row) = self.volume_sets.remove(&id) else {
             return;
         };

@@ -24,7 +24,7 @@ fn check_batch(n: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_snapshot_fields(s: &Snapshot) -> Result<()> {
+pub(crate) fn check_snapshot_fields(s: &Snapshot) -> Result<()> {
     validate_text("snapshot name", &s.name, NAME_BYTES_MAX)?;
     validate_text("description", &s.description, DESCRIPTION_BYTES_MAX)?;
     for (what, v) in [
@@ -39,7 +39,7 @@ fn check_snapshot_fields(s: &Snapshot) -> Result<()> {
     validate_attrs(&s.attrs)
 }
 
-fn check_volume_set_fields(vs: &VolumeSet) -> Result<()> {
+pub(crate) fn check_volume_set_fields(vs: &VolumeSet) -> Result<()> {
     validate_volume_set_name(&vs.name)?;
     validate_text("prefix", &vs.prefix, NAME_BYTES_MAX)?;
     validate_text("description", &vs.description, DESCRIPTION_BYTES_MAX)?;

@@ -269,6 +269,98 @@ pub fn summary(ev: &Event) -> String {
             )
         }
         Event::DeleteVolume { id } => format!("volume {:?} deleted", id.0),
+        Event::SetStoreId { id } => format!("store id set to {id}"),
+        Event::MoveBranch {
+            volume_set,
+            branch,
+            old_tip,
+            new_tip,
+        } => format!(
+            "branch {} in {} moved from {} to {} by a sync",
+            short(branch),
+            short(volume_set),
+            short(old_tip),
+            short(new_tip)
+        ),
+        Event::SyncApplied {
+            peer,
+            volume_set,
+            through,
+            records,
+        } => format!(
+            "sync from store {}: {} of volume set {} follow; cursor at its LSN {through}",
+            short(peer),
+            plural(u64::from(*records), "record", "records"),
+            short(volume_set)
+        ),
+        Event::SyncConflict { peer, conflict } => {
+            format!(
+                "sync with store {}: {}",
+                short(peer),
+                conflict_summary(conflict)
+            )
+        }
+    }
+}
+
+/// One line describing a sync conflict for people.
+pub fn conflict_summary(c: &mdslog::event::Conflict) -> String {
+    use mdslog::event::Conflict;
+    match c {
+        Conflict::VolumeSet {
+            id,
+            target,
+            current,
+            ..
+        } => format!(
+            "volume set {} edited on both sides; kept {:?} over {:?}",
+            short(id),
+            target.name,
+            current.name
+        ),
+        Conflict::Snapshot {
+            id,
+            target,
+            current,
+            ..
+        } => format!(
+            "snapshot {} edited on both sides; kept {:?} over {:?}",
+            short(id),
+            target.name,
+            current.name
+        ),
+        Conflict::BranchRename {
+            branch,
+            target,
+            current,
+            initial,
+            ..
+        } => format!(
+            "branch {} ({initial:?}) renamed on both sides; kept {target:?} over {current:?}",
+            short(branch)
+        ),
+        Conflict::BranchNameClash {
+            branch,
+            wanted,
+            given,
+            holder,
+            ..
+        } => format!(
+            "branch {} arrived as {given:?}: {wanted:?} is held by branch {}",
+            short(branch),
+            short(holder)
+        ),
+        Conflict::BranchTipTaken {
+            branch,
+            tip,
+            holder,
+            ..
+        } => format!(
+            "branch {} not applied: its tip {} is the tip of branch {}",
+            short(branch),
+            short(tip),
+            short(holder)
+        ),
     }
 }
 
