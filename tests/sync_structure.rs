@@ -189,13 +189,37 @@ fn two_branches_named_dev_clash_and_both_survive() {
         .iter()
         .filter(|c| matches!(c, Conflict::BranchNameClash { .. }))
         .collect();
-    // Once each way: each side received the other's "dev".
-    assert_eq!(clashes.len(), 2, "{r:?}");
-    // Each side keeps its own "dev" and holds the other's under a name that says so.
-    assert_eq!(tip(&a, vs.id, "dev"), da[0].id);
+    // The remote (the target) keeps "dev" for its own branch; a's branch arrives there
+    // under a name that says so, and a adopts that name when it pulls.
+    assert_eq!(clashes.len(), 1, "{r:?}");
+    let Conflict::BranchNameClash {
+        branch,
+        wanted,
+        given,
+        holder,
+        ..
+    } = clashes[0]
+    else {
+        unreachable!()
+    };
+    let a_dev = a.get_branches(&BranchQuery::all(vs.id)).unwrap();
+    let a_dev = a_dev.iter().find(|x| x.tip == da[0].id).unwrap();
+    assert_eq!(*branch, a_dev.id);
+    assert_eq!(wanted, "dev");
+    assert!(given.starts_with("dev~"), "{given}");
+    assert_eq!(&a_dev.name, given);
+    assert_eq!(tip(&a, vs.id, "dev"), db[0].id);
     assert_eq!(tip(&b, vs.id, "dev"), db[0].id);
-    assert_eq!(a.get_branches(&BranchQuery::all(vs.id)).unwrap().len(), 3);
-    assert_eq!(b.get_branches(&BranchQuery::all(vs.id)).unwrap().len(), 3);
+    assert_eq!(
+        *holder,
+        b.get_branches(&BranchQuery::all(vs.id))
+            .unwrap()
+            .iter()
+            .find(|x| x.tip == db[0].id)
+            .unwrap()
+            .id
+    );
+    assert_eq!(synced_view(&a, vs.id), synced_view(&b, vs.id));
 }
 
 #[test]

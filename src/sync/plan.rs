@@ -22,7 +22,7 @@ use crate::model::{
     BranchId, Snapshot, SnapshotId, SnapshotMeta, StoreId, VolumeSet, VolumeSetId, VolumeSetMeta,
 };
 use crate::state::validate::{check_snapshot_fields, check_volume_set_fields};
-use crate::state::{Map, Set, State};
+use crate::state::{Map, State};
 use crate::sync::batch::Batch;
 use crate::sync::report::{ApplyReport, Divergence, MissingAncestor, Winner};
 use crate::sync::resolve::{resolve, ResolveStatus};
@@ -402,7 +402,14 @@ pub(crate) fn plan(
                         current,
                         ..
                     } => compose(&mut renames, *branch, current, target),
-                    _ => {}
+                    // Our branch arrived there under another name: take that name too.
+                    Conflict::BranchNameClash {
+                        branch,
+                        wanted,
+                        given,
+                        ..
+                    } => compose(&mut renames, *branch, wanted, given),
+                    Conflict::VolumeSet { .. } | Conflict::BranchTipTaken { .. } => {}
                 }
             }
             Event::SyncConflict { .. } => {}
@@ -482,7 +489,73 @@ pub(crate) fn plan(
         }
     }
 
-    // 3. Structure, shallowest incoming tip first.
+    // 3. Renames of branches this store already had, before structure: an incoming branch
+    //    may want a name one of them gives up.
+    let mut rename_order: Vec<BranchId> = renames.keys().copied().collect();
+    rename_order.sort();
+    for b in rename_order {
+        let Some(here) = ov.name_of(b) else { continue };
+        let e = &renames[&b];
+        let d = decide(
+            winner,
+            here == e.current,
+            here == e.initial,
+            e.current == e.initial,
+        );
+        let (target, current) = match winner {
+            Winner::Receiver => (here.clone(), e.current.clone()),
+            Winner::Sender => (e.current.clone(), here.clone()),
+        };
+        let write = match d {
+            Decision::Nothing => false,
+            Decision::Adopted => {
+                report.adopted += 1;
+                false
+            }
+            Decision::Write => true,
+            Decision::Conflict { write } => {
+                conflicts.push(Conflict::BranchRename {
+                    volume_set: vs_id,
+                    branch: b,
+                    target,
+                    current,
+                    initial: e.initial.clone(),
+                });
+                write
+            }
+        };
+        if write && here != e.current {
+            let mut new_name = e.current.clone();
+            if let Some(holder) = ov.name_holder(&new_name).filter(|h| *h != b) {
+                let alt = clash_name(&new_name, b);
+                let given = if ov.name_holder(&alt).is_none() {
+                    alt
+                } else {
+                    here.clone()
+                };
+                conflicts.push(Conflict::BranchNameClash {
+                    volume_set: vs_id,
+                    branch: b,
+                    wanted: new_name.clone(),
+                    given: given.clone(),
+                    holder,
+                });
+                new_name = given;
+            }
+            if new_name != here {
+                events.push(Event::RenameBranch {
+                    volume_set: vs_id,
+                    branch: b,
+                    old_name: here.clone(),
+                    new_name: new_name.clone(),
+                });
+                ov.set_name(b, Some(&here), &new_name);
+                report.branches_renamed += 1;
+            }
+        }
+    }
+
+    // 4. Structure, shallowest incoming tip first.
     let chain_of = |ov: &Overlay<'_>,
                     tip: SnapshotId|
      -> std::result::Result<(Vec<SnapshotId>, Option<SnapshotId>), SnapshotId> {
@@ -562,7 +635,6 @@ pub(crate) fn plan(
         }
         report.snapshots_added += chain.len() as u64;
     };
-    let mut created: Set<BranchId> = Set::default();
     for (_, _, b) in order {
         let inc = &branches[&b];
         let tip = inc.tip;
@@ -593,7 +665,11 @@ pub(crate) fn plan(
                     });
                     continue;
                 }
-                let wanted = inc.name.clone().unwrap_or_default();
+                let wanted = inc
+                    .name
+                    .clone()
+                    .or_else(|| renames.get(&b).map(|e| e.current.clone()))
+                    .unwrap_or_default();
                 let given = match ov.name_holder(&wanted) {
                     Some(holder) => {
                         let alt = clash_name(&wanted, b);
@@ -615,7 +691,6 @@ pub(crate) fn plan(
                 };
                 emit_chain(&mut events, &mut ov, b, Some(&given), None, &chain, tip);
                 ov.set_name(b, None, &given);
-                created.insert(b);
                 report.branches_added += 1;
             }
             Some(here) if here == tip => {}
@@ -648,74 +723,6 @@ pub(crate) fn plan(
                         common: base.and_then(|x| ov.common(x, here)),
                     });
                 }
-            }
-        }
-    }
-
-    // 4. Renames of branches this store already had.
-    let mut rename_order: Vec<BranchId> = renames.keys().copied().collect();
-    rename_order.sort();
-    for b in rename_order {
-        if created.contains(&b) {
-            continue;
-        }
-        let Some(here) = ov.name_of(b) else { continue };
-        let e = &renames[&b];
-        let d = decide(
-            winner,
-            here == e.current,
-            here == e.initial,
-            e.current == e.initial,
-        );
-        let (target, current) = match winner {
-            Winner::Receiver => (here.clone(), e.current.clone()),
-            Winner::Sender => (e.current.clone(), here.clone()),
-        };
-        let write = match d {
-            Decision::Nothing => false,
-            Decision::Adopted => {
-                report.adopted += 1;
-                false
-            }
-            Decision::Write => true,
-            Decision::Conflict { write } => {
-                conflicts.push(Conflict::BranchRename {
-                    volume_set: vs_id,
-                    branch: b,
-                    target,
-                    current,
-                    initial: e.initial.clone(),
-                });
-                write
-            }
-        };
-        if write && here != e.current {
-            let mut new_name = e.current.clone();
-            if let Some(holder) = ov.name_holder(&new_name).filter(|h| *h != b) {
-                let alt = clash_name(&new_name, b);
-                let given = if ov.name_holder(&alt).is_none() {
-                    alt
-                } else {
-                    here.clone()
-                };
-                conflicts.push(Conflict::BranchNameClash {
-                    volume_set: vs_id,
-                    branch: b,
-                    wanted: new_name.clone(),
-                    given: given.clone(),
-                    holder,
-                });
-                new_name = given;
-            }
-            if new_name != here {
-                events.push(Event::RenameBranch {
-                    volume_set: vs_id,
-                    branch: b,
-                    old_name: here.clone(),
-                    new_name: new_name.clone(),
-                });
-                ov.set_name(b, Some(&here), &new_name);
-                report.branches_renamed += 1;
             }
         }
     }
