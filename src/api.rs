@@ -1,8 +1,8 @@
 //! The original's interface split as traits: [`Syncable`] (what sync between two stores
 //! needs), [`MetadataStore`] (the data-plane server's store), [`Client`] (volumes, on the
 //! client side) and [`Server`] (disk usage, on a hub). [`crate::Store`] implements all
-//! four; a remote peer (a later issue) implements [`Syncable`] over the network, so the
-//! sync code is written against the trait and never against `Store`.
+//! four. Sync itself does not go through these: it exchanges log records through
+//! [`crate::sync::Peer`], which a network peer implements.
 
 use std::collections::HashMap;
 

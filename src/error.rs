@@ -227,6 +227,16 @@ pub enum Error {
         have: Lsn,
         after: Lsn,
     },
+    #[error(
+        "the peer has this store's records up to LSN {cursor}, but this log ends at LSN {log_end}: this store was restored from an older copy or promoted from a follower that lagged, and records written here would reuse LSNs the peer believes it has; sync from a fresh store instead"
+    )]
+    SyncCursorAhead { cursor: Lsn, log_end: Lsn },
+    #[error("refusing to ship into {target}: segment {segment}: {reason}")]
+    ShipDiverged {
+        target: String,
+        segment: String,
+        reason: String,
+    },
     #[error("invalid sync batch from store {source_store}: {reason}")]
     BadSyncBatch {
         source_store: StoreId,

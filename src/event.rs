@@ -178,10 +178,13 @@ pub enum Event {
         through: Lsn,
         records: u32,
     },
-    /// A conflict a sync with `peer` decided here.
+    /// A conflict a sync with `peer` decided here. `adopted`: this store took the peer's
+    /// value (nothing to tell the peer); otherwise this store kept its value, and the
+    /// record travels to the peer, which adopts it.
     SyncConflict {
         peer: StoreId,
         conflict: Box<Conflict>,
+        adopted: bool,
     },
 }
 

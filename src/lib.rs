@@ -19,7 +19,7 @@
 //! | [`model`] | ids, objects, queries, name rules | hold state or do I/O |
 //! | [`event`] | the record schema: one variant per mutation, kinds, envelope | validate or apply |
 //! | [`state`] | projections: `apply(record)`, the indexes, every query; `validate` turns a request into an event | touch files |
-//! | [`sync`] | the three-way resolver | touch files |
+//! | [`sync`] | sync between stores: the three-way resolver, batches and bundle files, the receiver's planner (`sync::plan`, pure), the sender's export, the [`sync::Peer`] trait, the driver | touch a store except through `Peer` (the driver) or its public calls (export, apply) |
 //! | [`store`] | `Store`: validate → append → apply; the public API | know bytes |
 //! | [`api`] | the original's interface split as traits (`Syncable`, `MetadataStore`, `Client`, `Server`) | |
 //! | [`error`] | the one typed error enum | |
@@ -43,6 +43,25 @@
 //! Opening a store recovers the log (cutting a torn tail, failing on real damage) and
 //! replays every record through [`state::State::apply`], which cannot fail: a record is
 //! only ever written after it was validated against the state it is applied to.
+//!
+//! ## The life of a sync
+//!
+//! 1. `sync::sync(local, remote, vs, mode)` asks the remote for its cursor for the local
+//!    store (the local LSN up to which the remote has applied the local store's records
+//!    of `vs`), then asks the local store to export a [`sync::Batch`]: its records of `vs`
+//!    after that cursor, local fields (blob ids, sizes) cleared, records that came from
+//!    the remote itself left out.
+//! 2. The remote applies the batch: under its writer mutex, `sync::plan` turns it into
+//!    records by the reference rules (import unknown branches, fast-forward known ones,
+//!    report divergence, three-way metadata with the remote winning a conflict); they are
+//!    appended in atomic groups, each headed by a `SyncApplied` record that names the
+//!    source, and the last group carries the conflicts and the new cursor. A sync cut
+//!    short anywhere resumes from the cursor; the plan is idempotent.
+//! 3. Then the same the other way (pull): the local store applies the remote's batch, and
+//!    the remote's value wins conflicts (conflict records the remote wrote in step 2 make
+//!    the local side adopt what won).
+//! 4. A bundle file is the same batch on disk (`log-format.md` §8): `BundleOut` is a peer
+//!    that writes what it is sent, `BundleIn` one that sends what it read.
 //!
 //! ## Invariants
 //!
@@ -77,6 +96,7 @@ pub mod error;
 pub mod event;
 pub mod log;
 pub mod model;
+pub mod ship;
 pub mod state;
 pub mod store;
 pub mod sync;

@@ -369,6 +369,11 @@ impl Store {
         Ok(self.read()?.sync_cursor(peer, vs))
     }
 
+    /// Every sync cursor this store holds: (peer, volume set, the peer's LSN), sorted.
+    pub fn sync_cursors(&self) -> Result<Vec<(StoreId, VolumeSetId, Lsn)>> {
+        Ok(self.read()?.sync_cursors())
+    }
+
     /// The records of `vs` after `after` (this log's LSNs), portable, for the store `to`
     /// (records that came from `to` are left out). `None` when this store lacks `vs`.
     pub fn export_batch(
@@ -378,7 +383,7 @@ impl Store {
         to: Option<StoreId>,
     ) -> Result<Option<crate::sync::Batch>> {
         let source = self.require_store_id()?;
-        let (volume_set, through) = {
+        let (volume_set, through, cursors) = {
             let st = self.read()?;
             let Some(row) = st.volume_sets.get(&vs) else {
                 return Ok(None);
@@ -388,16 +393,38 @@ impl Store {
             v.num_snapshots = 0;
             v.num_branches = 0;
             v.last_snapshot_time = None;
-            (v, st.applied_lsn())
+            // Only durable records leave: a receiver must never hold what a crash here
+            // could still take back (and the scan below reads durable records only).
+            let cursors: Vec<(StoreId, Lsn)> = st
+                .sync_cursors
+                .iter()
+                .filter(|((peer, v), _)| *v == vs && Some(*peer) != to)
+                .map(|((peer, _), lsn)| (*peer, *lsn))
+                .collect();
+            (v, st.applied_lsn().min(self.log.durable_lsn()), cursors)
         };
-        let collected = crate::sync::export::collect(&self.log, vs, after, through, to)?;
-        let records = collected.finish(&*self.read()?);
+        if after > through {
+            // The peer holds this store's records past the end of this log: this log was
+            // restored from an older copy (or is a follower that never got them). Records
+            // written here now would reuse LSNs the peer believes it has.
+            return Err(Error::SyncCursorAhead {
+                cursor: after,
+                log_end: through,
+            });
+        }
+        let collected = crate::sync::export::collect(&self.log, vs, after, through)?;
+        let (mut records, mut origins) = collected.finish(&*self.read()?);
+        if let Some(to) = to {
+            crate::sync::export::strip_for(&mut records, &mut origins, to);
+        }
         Ok(Some(crate::sync::Batch {
             source,
             volume_set,
             after,
-            through: through.max(after),
+            through,
             records,
+            origins,
+            cursors,
         }))
     }
 
@@ -411,11 +438,22 @@ impl Store {
         batch: &crate::sync::Batch,
         winner: crate::sync::Winner,
     ) -> Result<crate::sync::ApplyReport> {
-        use crate::sync::plan::plan;
+        use crate::sync::plan::{plan, RecordLimits};
         let vs = batch.volume_set.id;
-        let per_record = SYNC_SNAPSHOTS_PER_RECORD;
+        let limits = RecordLimits {
+            snapshots: SYNC_SNAPSHOTS_PER_RECORD,
+            bytes: self.options.log.record_bytes_max / 2,
+        };
         let group_bytes_max = self.options.log.batch_bytes_max / 2;
         let group_records_max = (self.options.log.batch_records_max / 2).max(2);
+        let (batch_bytes_max, batch_records_max) = (
+            self.options.log.batch_bytes_max,
+            self.options.log.batch_records_max.max(2),
+        );
+        batch.check().map_err(|reason| Error::BadSyncBatch {
+            source_store: batch.source,
+            reason,
+        })?;
         self.mutate_many(|st| {
             let receiver = st.store_id();
             if receiver == Some(batch.source) {
@@ -433,61 +471,129 @@ impl Store {
                 });
             }
             let mut fresh = batch.clone();
+            if let Some(me) = receiver {
+                crate::sync::export::strip_for(&mut fresh.records, &mut fresh.origins, me);
+            }
             if batch.after > Lsn::ZERO {
-                // Full batches (after = 0) apply whole: the plan is idempotent.
                 fresh.records.retain(|(lsn, _)| *lsn > cursor);
             }
-            let mut p = plan(st, &fresh, receiver, winner, per_record)?;
+            // A full batch (after = 0) applies its structure whole (the plan is
+            // idempotent), but only the metadata edits after the cursor: older ones were
+            // applied before, and composing them again would resolve against history.
+            let mut p = plan(st, &fresh, receiver, winner, limits, cursor)?;
             p.report.records_received = batch.records.len() as u64;
             p.report.records_new = fresh.records.len() as u64;
             let through = batch.through.max(cursor);
             p.report.cursor = through;
-            // Nothing to apply: move the cursor only past a long stretch of unrelated
-            // records (so later exports need not rescan it). Advancing it for a short one
-            // would make two stores trade cursor records forever, each one the other's news.
+            // Nothing to apply and no record new to this store: move the cursor only past
+            // a long stretch of unrelated records (so later exports need not rescan it).
+            // Advancing it for cursor records alone would make two stores trade cursor
+            // records forever, each one the other's news. When records came but changed
+            // nothing, the cursor does move: otherwise their edits would compose again,
+            // with an initial this store has long left behind.
             if p.events.is_empty()
                 && p.conflicts.is_empty()
-                && through.0 < cursor.0.saturating_add(SYNC_CURSOR_LAG_MAX)
+                && (through == cursor
+                    || (fresh.records.is_empty()
+                        && through.0 < cursor.0.saturating_add(SYNC_CURSOR_LAG_MAX)))
             {
                 p.report.cursor = cursor;
                 return Ok((Vec::new(), p.report));
             }
             // Groups of data records within the batch limits, each headed by the cursor
-            // record that says they came from the source; conflicts and the new cursor go
-            // with the last group.
+            // record that says they came from the source and followed by the conflicts
+            // those records settle (so a cut sync never applies one without the other);
+            // the new cursor goes with the last group.
             let header = |records: usize, through: Lsn| Event::SyncApplied {
                 peer: batch.source,
                 volume_set: vs,
                 through,
                 records: records as u32,
             };
-            let mut groups: Vec<Vec<Event>> = Vec::new();
-            let mut cur: Vec<Event> = Vec::new();
-            let mut cur_bytes = 0usize;
-            for ev in p.events {
-                let bytes = crate::codec::encoded_len(&ev)?;
-                if !cur.is_empty()
-                    && (cur_bytes + bytes > group_bytes_max || cur.len() + 2 > group_records_max)
-                {
-                    let n = cur.len();
-                    let mut g = vec![header(n, cursor)];
-                    g.append(&mut cur);
-                    groups.push(g);
-                    cur_bytes = 0;
+            let conflict_event = |conflict: crate::event::Conflict| {
+                // Metadata conflicts won by the sender were adopted here; structural ones
+                // (name clash, tip taken) and those won here travel back to the sender.
+                let adopted = winner == crate::sync::Winner::Sender
+                    && matches!(
+                        conflict,
+                        crate::event::Conflict::VolumeSet { .. }
+                            | crate::event::Conflict::Snapshot { .. }
+                            | crate::event::Conflict::BranchRename { .. }
+                    );
+                Event::SyncConflict {
+                    peer: batch.source,
+                    conflict: Box::new(conflict),
+                    adopted,
                 }
-                cur_bytes += bytes;
-                cur.push(ev);
+            };
+            let fits = |records: usize, bytes: usize| {
+                // One more record for the group's header.
+                records < group_records_max && bytes <= group_bytes_max
+            };
+            let mut groups: Vec<Vec<Event>> = Vec::new();
+            let (mut data, mut notes, mut bytes) = (Vec::new(), Vec::new(), 0usize);
+            let mut close = |data: &mut Vec<Event>, notes: &mut Vec<Event>, through: Lsn| {
+                let mut g = vec![header(data.len(), through)];
+                g.append(data);
+                g.append(notes);
+                groups.push(g);
+            };
+            let mut conflicts = p.conflicts;
+            conflicts.sort_by_key(|(at, _)| *at);
+            let mut conflicts = conflicts.into_iter().peekable();
+            for (i, ev) in p.events.into_iter().enumerate() {
+                while let Some((_, c)) = conflicts.next_if(|(at, _)| *at <= i) {
+                    let e = conflict_event(c);
+                    bytes += crate::codec::encoded_len(&e)?;
+                    notes.push(e);
+                }
+                let n = crate::codec::encoded_len(&ev)?;
+                if !data.is_empty() && !fits(data.len() + notes.len() + 1, bytes + n) {
+                    close(&mut data, &mut notes, cursor);
+                    bytes = 0;
+                }
+                bytes += n;
+                data.push(ev);
             }
-            let n = cur.len();
-            let mut g = vec![header(n, through)];
-            g.append(&mut cur);
-            g.extend(p.conflicts.into_iter().map(|conflict| Event::SyncConflict {
-                peer: batch.source,
-                conflict: Box::new(conflict),
-            }));
-            p.report.records_written =
-                groups.iter().map(|g| g.len() as u64).sum::<u64>() + g.len() as u64;
-            groups.push(g);
+            // The rest: conflicts settled by the last records, then those no record
+            // settles. The latter go with the cursor, so a cut sync that decides them again
+            // on resume records them once; the last group may use the whole batch limit
+            // for them (and only splits, at the risk of a repeat, beyond it).
+            let fits_last = |records: usize, bytes: usize| {
+                records < batch_records_max && bytes <= batch_bytes_max * 3 / 4
+            };
+            for (at, c) in conflicts {
+                let e = conflict_event(c);
+                let n = crate::codec::encoded_len(&e)?;
+                let started = !data.is_empty() || !notes.is_empty();
+                let room = if at == crate::sync::plan::WITH_CURSOR {
+                    fits_last(data.len() + notes.len() + 1, bytes + n)
+                } else {
+                    fits(data.len() + notes.len() + 1, bytes + n)
+                };
+                if started && !room {
+                    close(&mut data, &mut notes, cursor);
+                    bytes = 0;
+                }
+                bytes += n;
+                notes.push(e);
+            }
+            // The source's cursors for third stores: this store now holds what they cover.
+            for (peer, lsn) in &batch.cursors {
+                if Some(*peer) != receiver
+                    && *peer != batch.source
+                    && *lsn > st.sync_cursor(*peer, vs)
+                {
+                    notes.push(Event::SyncApplied {
+                        peer: *peer,
+                        volume_set: vs,
+                        through: *lsn,
+                        records: 0,
+                    });
+                }
+            }
+            close(&mut data, &mut notes, through);
+            p.report.records_written = groups.iter().map(|g| g.len() as u64).sum();
             Ok((groups, p.report))
         })
     }

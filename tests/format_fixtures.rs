@@ -169,3 +169,36 @@ fn v1_torn_tail_is_cut_and_saved() {
         other => panic!("strict mode must refuse a torn tail: {other:?}"),
     }
 }
+
+/// A version-2 writer opening a version-1 log seals the version-1 active segment as it is
+/// and appends to a new version-2 segment: a segment never holds record kinds its version
+/// does not list. The old records still read, before and after a reopen.
+#[test]
+fn v1_log_continues_in_a_version_2_segment() {
+    let copy = copy_dir(&fixture("v1-clean"));
+    let before = segments(copy.path());
+    let version = |p: &Path| {
+        let b = std::fs::read(p).unwrap();
+        u32::from_le_bytes(b[8..12].try_into().unwrap())
+    };
+    assert!(before.iter().all(|p| version(p) == 1));
+    let log = Log::open(copy.path(), options()).unwrap();
+    let segs = log.segments();
+    assert_eq!(segs.len(), before.len() + 1, "{segs:?}");
+    assert!(
+        segs[..before.len()].iter().all(|s| s.sealed),
+        "the v1 segments are sealed at open: {segs:?}"
+    );
+    let lsn = log.append(RecordKind(17), b"new").unwrap();
+    assert_eq!(lsn, Lsn(31));
+    log.close().unwrap();
+    let after = segments(copy.path());
+    assert_eq!(after.len(), before.len() + 1);
+    assert!(after[..before.len()].iter().all(|p| version(p) == 1));
+    assert_eq!(version(after.last().unwrap()), 2);
+    let log = Log::open_read_only(copy.path(), options()).unwrap();
+    let mut want = expected();
+    want.push((Lsn(31), RecordKind(17), b"new".to_vec()));
+    assert_eq!(read_all(&log), want);
+    assert!(log.segments().iter().rev().skip(1).all(|s| s.sealed));
+}

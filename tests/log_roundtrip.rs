@@ -83,3 +83,56 @@ fn sim_storage_round_trip_with_batches() {
     assert_eq!(log.durable_lsn(), last);
     assert_eq!(log.iter_from(Lsn(1)).count() as u64, last.0);
 }
+
+/// Iterators remember where they found every 1024th record; later iterators start there.
+/// Reading from any LSN must give the same records with or without those places, in a
+/// big active segment, in sealed ones, and after the active one is sealed.
+#[test]
+fn reading_from_remembered_places_gives_the_same_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = LogOptions {
+        segment_bytes_max: 1 << 20,
+        batch_bytes_max: 64 << 10,
+        record_bytes_max: 4096,
+        durability: Durability::Buffered,
+        ..LogOptions::default()
+    };
+    let log = Log::open(dir.path(), opts.clone()).unwrap();
+    let n = 12_000u64;
+    for i in 1..=n {
+        log.append(RecordKind(3), &payload(i)).unwrap();
+    }
+    log.flush().unwrap();
+    let check = |log: &Log, from: u64| {
+        let got: Vec<_> = log
+            .iter_from(Lsn(from))
+            .take(3000)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let last = (from + 2999).min(log.durable_lsn().0);
+        assert_eq!(got.len() as u64, last + 1 - from, "from {from}");
+        for (k, r) in got.iter().enumerate() {
+            let i = from + k as u64;
+            assert_eq!((r.lsn, &r.payload), (Lsn(i), &payload(i)), "from {from}");
+        }
+    };
+    let probes = [1u64, 1023, 1024, 1025, 2048, 5000, 9215, 9216, 11_999, n];
+    // Cold (no place remembered yet), then warm, after a whole scan has remembered them.
+    for &p in &probes {
+        check(&log, p);
+    }
+    assert_eq!(log.iter_from(Lsn(1)).count() as u64, n);
+    for &p in &probes {
+        check(&log, p);
+    }
+    // More records seal segments that places point into; the places stay right.
+    for i in n + 1..=2 * n {
+        log.append(RecordKind(3), &payload(i)).unwrap();
+    }
+    log.flush().unwrap();
+    assert!(log.segments().len() > 2);
+    for &p in &probes {
+        check(&log, p);
+        check(&log, p + n);
+    }
+}

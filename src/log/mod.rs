@@ -211,6 +211,8 @@ struct Shared {
     poisoned: AtomicBool,
     /// `view.durable_lsn`, readable without the lock (hot read paths check it).
     durable_lsn: AtomicU64,
+    /// Where iterators found every few thousandth record, so the next one can start there.
+    hints: Arc<reader::SeekHints>,
 }
 
 impl Shared {
@@ -313,6 +315,7 @@ impl Log {
             durable_changed: Condvar::new(),
             poisoned: AtomicBool::new(false),
             durable_lsn: AtomicU64::new(recovered.last_lsn.0),
+            hints: Arc::default(),
         });
         let (tx, thread) = writer.spawn(shared.clone())?;
         Ok(Log {
@@ -347,6 +350,7 @@ impl Log {
             durable_changed: Condvar::new(),
             poisoned: AtomicBool::new(false),
             durable_lsn: AtomicU64::new(recovered.last_lsn.0),
+            hints: Arc::default(),
         });
         Ok(Log {
             shared,
@@ -383,6 +387,11 @@ impl Log {
     /// Whether a failed write or fsync has poisoned this handle.
     pub fn is_poisoned(&self) -> bool {
         self.shared.poisoned.load(Ordering::Acquire)
+    }
+
+    /// The storage the log lives on (shipping reads segment bytes through it).
+    pub fn storage(&self) -> &Arc<dyn fs::Storage> {
+        &self.shared.storage
     }
 
     /// The segments as readers see them (the active one last).
@@ -538,6 +547,7 @@ impl Log {
             v.active_bytes,
             from,
             v.durable_lsn,
+            self.shared.hints.clone(),
         )
     }
 
@@ -558,8 +568,18 @@ impl Log {
         if self.writer.is_some() {
             return Ok(self.durable_lsn());
         }
-        let (recovered, _) = recovery::recover(&*self.shared.storage, &self.shared.options, false)?;
+        if let Some(lsn) = self.refresh_active()? {
+            return Ok(lsn);
+        }
+        let known = self.shared.view().segments.clone();
+        let (recovered, _) =
+            recovery::recover_after(&*self.shared.storage, &self.shared.options, false, &known)?;
         let mut v = self.shared.view();
+        if recovered.last_lsn < v.durable_lsn {
+            // A writer cut records this handle had seen (they were never durable): the
+            // places remembered for them may now hold other records.
+            self.shared.hints.clear();
+        }
         if recovered.last_lsn >= v.durable_lsn {
             v.active_bytes = recovered.segments.last().map(|s| s.bytes).unwrap_or(0);
             v.segments = Arc::new(recovered.segments);
@@ -570,6 +590,64 @@ impl Log {
             self.shared.durable_changed.notify_all();
         }
         Ok(v.durable_lsn)
+    }
+
+    /// The common case of [`Log::refresh`]: the active segment grew. Reads only its new
+    /// bytes and takes the whole batches among them. `None` when that is not the case (a
+    /// footer, a shorter file, a frame out of order): then a recovery pass decides.
+    fn refresh_active(&self) -> Result<Option<Lsn>> {
+        let (last, from, durable) = {
+            let v = self.shared.view();
+            match v.segments.last().filter(|s| !s.sealed) {
+                Some(s) => (s.clone(), v.active_bytes, v.durable_lsn),
+                None => return Ok(None),
+            }
+        };
+        let storage = &self.shared.storage;
+        let io = |op, e| Error::io(op, storage.path_of(&last.file_name), e);
+        let f = match storage.open_read(&last.file_name) {
+            Ok(f) => f,
+            Err(_) => return Ok(None),
+        };
+        let len = f.len().map_err(|e| io("stat", e))?;
+        if len < from {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; (len - from) as usize];
+        let n = f.read_at(&mut buf, from).map_err(|e| io("read", e))?;
+        buf.truncate(n);
+        let (mut pos, mut next) = (0usize, durable.next());
+        let (mut whole_pos, mut whole_lsn) = (0usize, durable);
+        loop {
+            match format::decode_slot(&buf[pos..], last.id) {
+                format::Slot::Frame(fr) => {
+                    if fr.lsn != next {
+                        return Ok(None);
+                    }
+                    pos += fr.frame_bytes;
+                    next = next.next();
+                    if fr.flags & format::FLAG_BATCH_CONTINUES == 0 {
+                        (whole_pos, whole_lsn) = (pos, fr.lsn);
+                    }
+                }
+                // Sealed meanwhile (the next segment's chain needs this one's digest), or
+                // bytes that do not decode: a recovery pass tells damage from a write in
+                // progress.
+                format::Slot::Footer(_) | format::Slot::Bad(_) => return Ok(None),
+                // The end of what is written (or a write in progress).
+                _ => break,
+            }
+        }
+        let mut v = self.shared.view();
+        if whole_lsn > v.durable_lsn && v.active_bytes == from {
+            v.active_bytes = from + whole_pos as u64;
+            v.durable_lsn = whole_lsn;
+            self.shared
+                .durable_lsn
+                .store(whole_lsn.0, Ordering::Release);
+            self.shared.durable_changed.notify_all();
+        }
+        Ok(Some(v.durable_lsn))
     }
 
     /// Flushes, stops the writer and releases the lock. Dropping the log does the same

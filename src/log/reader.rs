@@ -4,8 +4,14 @@
 //! past it. Sealed segments are read through a memory map; the active one with plain
 //! reads of its durable prefix. Every frame's checksum and LSN is checked again on the
 //! way out: bytes on disk can rot after recovery.
+//!
+//! Iterators remember where they found every [`HINT_EVERY_RECORDS`]th record
+//! ([`SeekHints`], shared by one log's iterators), so a later iterator starts near its
+//! first LSN instead of at the start of its segment: the cost of reading a short suffix
+//! (a sync, a follower) does not grow with the segment.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::log::format::{self, Slot, SEGMENT_HEADER_BYTES};
@@ -39,6 +45,36 @@ impl RecordRef<'_> {
     }
 }
 
+/// Records whose place iterators remember: one in this many.
+pub const HINT_EVERY_RECORDS: u64 = 1024;
+
+/// Where some records start: LSN → (segment, byte offset of its frame). Bytes before the
+/// durable end never change while a log is open, so a place stays right; a read-only
+/// handle that sees a writer cut records it had read clears the hints.
+#[derive(Debug, Default)]
+pub struct SeekHints {
+    places: Mutex<BTreeMap<Lsn, (SegmentId, u64)>>,
+}
+
+impl SeekHints {
+    fn nearest_at_or_before(&self, lsn: Lsn) -> Option<(Lsn, SegmentId, u64)> {
+        let p = self.places.lock().unwrap_or_else(|e| e.into_inner());
+        p.range(..=lsn).next_back().map(|(l, (s, o))| (*l, *s, *o))
+    }
+
+    fn remember(&self, lsn: Lsn, segment: SegmentId, offset: u64) {
+        let mut p = self.places.lock().unwrap_or_else(|e| e.into_inner());
+        p.insert(lsn, (segment, offset));
+    }
+
+    pub(crate) fn clear(&self) {
+        self.places
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
 /// Records from an LSN up to the durable end at the time the iterator was made. Use
 /// [`LogIter::next_record`] to borrow payloads without copying, or the `Iterator` impl
 /// for owned records. After an error the iterator ends.
@@ -54,6 +90,12 @@ pub struct LogIter {
     next: Lsn,
     done: bool,
     verify_crc: bool,
+    hints: Arc<SeekHints>,
+    /// A remembered place in the first segment to read: (LSN, byte offset).
+    start: Option<(Lsn, u64)>,
+    /// The file offset of `bytes[0]` (non-zero when the active segment is read from a
+    /// remembered place).
+    base: usize,
 }
 
 impl LogIter {
@@ -63,6 +105,7 @@ impl LogIter {
         active_bytes: u64,
         from: Lsn,
         until: Lsn,
+        hints: Arc<SeekHints>,
     ) -> LogIter {
         let from = from.max(Lsn(1));
         // The last segment whose first LSN is at or before `from`.
@@ -70,6 +113,10 @@ impl LogIter {
             .partition_point(|s| s.first_lsn <= from)
             .saturating_sub(1);
         let done = from > until || segments.is_empty();
+        let start = hints
+            .nearest_at_or_before(from)
+            .filter(|(_, seg, _)| segments.get(idx).is_some_and(|s| s.id == *seg))
+            .map(|(lsn, _, off)| (lsn, off));
         LogIter {
             storage,
             segments,
@@ -82,6 +129,9 @@ impl LogIter {
             next: from,
             done,
             verify_crc: true,
+            hints,
+            start,
+            base: 0,
         }
     }
 
@@ -103,6 +153,34 @@ impl LogIter {
             return Ok(false);
         };
         let io = |op, e| Error::io(op, self.storage.path_of(&seg.file_name), e);
+        if let Some((lsn, off)) = self.start.take() {
+            // A remembered place: a sealed segment is mapped whole anyway; of the active
+            // one only the bytes from the place on are read. The header was checked when
+            // the place was found; the frame's LSN is checked when it is decoded.
+            let bytes = if seg.sealed {
+                self.base = 0;
+                self.pos = off as usize;
+                self.storage
+                    .read_all(&seg.file_name)
+                    .map_err(|e| io("read", e))?
+            } else {
+                let f = self
+                    .storage
+                    .open_read(&seg.file_name)
+                    .map_err(|e| io("open", e))?;
+                let len = self.active_bytes.saturating_sub(off) as usize;
+                let mut v = vec![0u8; len];
+                let n = f.read_at(&mut v, off).map_err(|e| io("read", e))?;
+                v.truncate(n);
+                self.base = off as usize;
+                self.pos = 0;
+                FileBytes::Owned(v)
+            };
+            self.next = lsn;
+            self.bytes = Some(bytes);
+            return Ok(true);
+        }
+        self.base = 0;
         let bytes = if seg.sealed {
             self.storage
                 .read_all(&seg.file_name)
@@ -174,10 +252,11 @@ impl LogIter {
             let seg = &self.segments[self.idx];
             let bytes = self.bytes.as_ref().expect("loaded");
             let at = self.pos;
+            let base = self.base;
             let corrupt = |kind| {
                 Error::corrupt(
                     self.storage.path_of(&seg.file_name),
-                    at as u64,
+                    (base + at) as u64,
                     Some(self.next),
                     kind,
                 )
@@ -189,6 +268,9 @@ impl LogIter {
                             expected: self.next,
                             found: f.lsn,
                         }));
+                    }
+                    if f.lsn.0 % HINT_EVERY_RECORDS == 0 {
+                        self.hints.remember(f.lsn, seg.id, (base + at) as u64);
                     }
                     self.pos += f.frame_bytes;
                     self.next = self.next.next();
@@ -209,7 +291,7 @@ impl LogIter {
                 // (checked above): running out of frames before that is damage done after
                 // recovery, never the end of the log. Ending quietly would drop records.
                 Slot::Zero | Slot::Incomplete if !seg.sealed => {
-                    return Err(corrupt(active_damage(bytes, at, seg.id)));
+                    return Err(corrupt(active_damage(bytes, at, seg.id, base)));
                 }
                 Slot::Zero | Slot::Incomplete => return Err(corrupt(CorruptionKind::NotSealed)),
                 Slot::Bad(f) => return Err(corrupt(CorruptionKind::Format(f))),
@@ -220,12 +302,12 @@ impl LogIter {
 
 /// What recovery would call damage at `at` in an active segment's durable bytes: damage
 /// before a valid record, or, with none after it, a tail it would have to cut.
-fn active_damage(bytes: &[u8], at: usize, seg: SegmentId) -> CorruptionKind {
+fn active_damage(bytes: &[u8], at: usize, seg: SegmentId, base: usize) -> CorruptionKind {
     let mut q = at + format::FRAME_ALIGN_BYTES;
     while q + format::FRAME_HEADER_BYTES <= bytes.len() {
         if let Slot::Frame(_) = format::decode_slot(&bytes[q..], seg) {
             return CorruptionKind::DamageBeforeValidRecord {
-                valid_at: q as u64,
+                valid_at: (base + q) as u64,
                 fault: None,
             };
         }

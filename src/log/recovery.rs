@@ -67,11 +67,23 @@ pub(crate) fn recover(
     options: &LogOptions,
     writable: bool,
 ) -> Result<(Recovered, RecoveryReport)> {
+    recover_after(storage, options, writable, &[])
+}
+
+/// [`recover`] that trusts the sealed segments in `known` (checked by an earlier recovery
+/// of the same log): sealed segments never change, so a read-only handle refreshing
+/// beside a writer (or a follower receiving shipped segments) rescans only what is new.
+pub(crate) fn recover_after(
+    storage: &dyn Storage,
+    options: &LogOptions,
+    writable: bool,
+    known: &[SegmentInfo],
+) -> Result<(Recovered, RecoveryReport)> {
     // A live writer may be mid-write while a reader looks: retry a few times before
     // calling damage-then-valid-record corruption.
     let mut tries = 0;
     loop {
-        match recover_once(storage, options, writable) {
+        match recover_once(storage, options, writable, known) {
             Err(Error::Corruption(c))
                 if !writable
                     && tries < 3
@@ -89,6 +101,7 @@ fn recover_once(
     storage: &dyn Storage,
     options: &LogOptions,
     writable: bool,
+    known: &[SegmentInfo],
 ) -> Result<(Recovered, RecoveryReport)> {
     let io = |op, name: &str, e| Error::io(op, storage.path_of(name), e);
     let names = storage
@@ -129,6 +142,18 @@ fn recover_once(
     let mut active = None;
     for (i, (id, name_first, name)) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
+        let trusted = known
+            .iter()
+            .find(|k| k.id == *id && k.sealed && k.file_name == *name);
+        if let Some(k) = trusted {
+            if i == 0 || k.first_lsn == last_lsn.next() {
+                report.records += k.last_lsn.0 + 1 - k.first_lsn.0;
+                last_lsn = k.last_lsn;
+                prev_digest = k.digest;
+                segments.push(k.clone());
+                continue;
+            }
+        }
         let file = storage.path_of(name);
         let bytes = if last && !writable {
             read_copied(storage, name).map_err(|e| io("read", name, e))?

@@ -382,6 +382,17 @@ impl State {
             .unwrap_or(Lsn::ZERO)
     }
 
+    /// Every sync cursor held here: (peer, volume set, the peer's LSN), sorted.
+    pub fn sync_cursors(&self) -> Vec<(StoreId, VolumeSetId, Lsn)> {
+        let mut out: Vec<_> = self
+            .sync_cursors
+            .iter()
+            .map(|((peer, vs), lsn)| (*peer, *vs, *lsn))
+            .collect();
+        out.sort();
+        out
+    }
+
     fn insert_snapshot(&mut self, s: &Snapshot) {
         let (depth, root) = match s
             .parent

@@ -5,6 +5,7 @@
 //! carries a CRC, the whole file a blake3 digest, and decoding checks order and volume set
 //! before anything is applied. This module never applies anything.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +31,14 @@ pub struct Batch {
     pub through: Lsn,
     /// The records, in LSN order, within `(after, through]`, local fields cleared.
     pub records: Vec<(Lsn, Envelope)>,
+    /// For records a sync brought into the source's log: the store each came from (a
+    /// receiver leaves out what came from itself).
+    pub origins: BTreeMap<Lsn, StoreId>,
+    /// The source's own sync cursors for this volume set: the source holds the records
+    /// of store `s` up to LSN `l` of `s`'s log, and so, once the batch is applied, does
+    /// the receiver (a record that reached it through a third store is not sent again
+    /// when it syncs with the store that wrote it).
+    pub cursors: Vec<(StoreId, Lsn)>,
 }
 
 impl Batch {
@@ -95,6 +104,7 @@ struct BundleHeader {
     after: Lsn,
     through: Lsn,
     records: u64,
+    cursors: Vec<(StoreId, Lsn)>,
 }
 
 /// Encodes a batch as bundle bytes.
@@ -105,6 +115,7 @@ pub fn encode_bundle(batch: &Batch) -> Result<Vec<u8>> {
         after: batch.after,
         through: batch.through,
         records: batch.records.len() as u64,
+        cursors: batch.cursors.clone(),
     })?;
     assert!(
         header.len() <= HEADER_BYTES_MAX,
@@ -117,7 +128,16 @@ pub fn encode_bundle(batch: &Batch) -> Result<Vec<u8>> {
     out.extend_from_slice(&header);
     out.resize(format::align_up(out.len()), 0);
     for (lsn, env) in &batch.records {
-        let payload = env.encode()?;
+        // The origin, then the envelope: 0, or 1 and the 16 bytes of a store id.
+        let mut payload = match batch.origins.get(lsn) {
+            None => vec![0u8],
+            Some(o) => {
+                let mut v = vec![1u8];
+                v.extend_from_slice(o.0.as_bytes());
+                v
+            }
+        };
+        crate::codec::encode_into(env, &mut payload)?;
         if payload.len() > format::RECORD_PAYLOAD_BYTES_MAX as usize {
             return Err(Error::RecordTooLarge {
                 bytes: payload.len(),
@@ -198,12 +218,23 @@ pub fn decode_bundle(file: &Path, b: &[u8]) -> Result<Batch> {
         return Err(bad(trailer, BundleProblem::Truncated));
     }
     let mut records = Vec::with_capacity(count.min(1 << 20) as usize);
+    let mut origins = BTreeMap::new();
     let mut pos = records_start;
     while pos < trailer {
         match format::decode_slot(&b[pos..trailer], BUNDLE_FRAME_SALT) {
             Slot::Frame(f) => {
-                let env = Envelope::decode(f.lsn, f.kind, f.payload)
-                    .map_err(|e| bad(pos, BundleProblem::BadContent(e.to_string())))?;
+                let content = |m: String| bad(pos, BundleProblem::BadContent(m));
+                let body = match f.payload.first() {
+                    Some(0) => &f.payload[1..],
+                    Some(1) if f.payload.len() >= 17 => {
+                        let id = uuid::Uuid::from_slice(&f.payload[1..17]).expect("16 bytes");
+                        origins.insert(f.lsn, StoreId(id));
+                        &f.payload[17..]
+                    }
+                    _ => return Err(content("a record without a valid origin".into())),
+                };
+                let env =
+                    Envelope::decode(f.lsn, f.kind, body).map_err(|e| content(e.to_string()))?;
                 records.push((f.lsn, env));
                 pos += f.frame_bytes;
             }
@@ -220,6 +251,8 @@ pub fn decode_bundle(file: &Path, b: &[u8]) -> Result<Batch> {
         after: header.after,
         through: header.through,
         records,
+        origins,
+        cursors: header.cursors,
     };
     batch
         .check()

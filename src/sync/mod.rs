@@ -1,8 +1,8 @@
 //! Sync between stores: each side sends the records of a volume set the other has not
 //! seen (a [`Batch`], after a durable per-peer cursor), and the receiver replays them
-//! through the reference rules and the three-way resolver ([`plan`]).
+//! through the reference rules and the three-way resolver (`plan`).
 //!
-//! - [`resolve`]: the three-way table. Pure.
+//! - [`mod@resolve`]: the three-way table. Pure.
 //! - [`batch`]: the batch and its file form, the bundle. Never applies anything.
 //! - `export`: builds a batch from a store's log (records after a cursor, local fields
 //!   cleared, records that came from the destination left out).

@@ -18,6 +18,7 @@
 
 use crate::error::{Error, Result};
 use crate::event::{Conflict, Event, NewBranch, SnapshotUpdate};
+use crate::log::Lsn;
 use crate::model::{
     BranchId, Snapshot, SnapshotId, SnapshotMeta, StoreId, VolumeSet, VolumeSetId, VolumeSetMeta,
 };
@@ -31,9 +32,25 @@ use crate::sync::resolve::{resolve, ResolveStatus};
 pub(crate) struct Plan {
     /// Data records, in order: each valid after the ones before it.
     pub events: Vec<Event>,
-    /// Conflicts decided here, to record after the data.
-    pub conflicts: Vec<Conflict>,
+    /// Conflicts decided here, each with the number of data records that must be written
+    /// before (or with) it: the records that settle what it is about ([`WITH_CURSOR`]
+    /// when none does). In order of that number.
+    pub conflicts: Vec<(usize, Conflict)>,
     pub report: ApplyReport,
+}
+
+/// The place of a conflict that no record settles (this store kept its value, or the
+/// branch was not applied): with the cursor, in the last group, so that a cut sync that
+/// decides it again on resume records it once.
+pub(crate) const WITH_CURSOR: usize = usize::MAX;
+
+/// How large the records a plan makes may be.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordLimits {
+    /// Most snapshots (or snapshot updates) in one record.
+    pub snapshots: usize,
+    /// Most encoded bytes of snapshots (or updates) in one record.
+    pub bytes: usize,
 }
 
 /// One branch as the batch leaves it.
@@ -163,24 +180,41 @@ struct Edit<T> {
     current: T,
 }
 
-fn compose<K: std::hash::Hash + Eq, T: Clone>(m: &mut Map<K, Edit<T>>, k: K, old: &T, new: &T) {
-    m.entry(k)
-        .and_modify(|e| e.current = new.clone())
-        .or_insert_with(|| Edit {
+impl<T: Clone> Edit<T> {
+    fn new(old: &T, new: &T) -> Self {
+        Edit {
             initial: old.clone(),
             current: new.clone(),
-        });
+        }
+    }
+
+    fn push(&mut self, _old: &T, new: &T) {
+        self.current = new.clone();
+    }
+}
+
+fn compose<K: std::hash::Hash + Eq, T: Clone>(m: &mut Map<K, Edit<T>>, k: K, old: &T, new: &T) {
+    match m.get_mut(&k) {
+        Some(e) => e.push(old, new),
+        None => {
+            m.insert(k, Edit::new(old, new));
+        }
+    }
+}
+
+/// Starts an object's composed edit afresh (a conflict decision supersedes what came before).
+fn reset<K: std::hash::Hash + Eq, T: Clone>(m: &mut Map<K, Edit<T>>, k: K, old: &T, new: &T) {
+    m.insert(k, Edit::new(old, new));
+}
+
+fn reset_one<T: Clone>(e: &mut Option<Edit<T>>, old: &T, new: &T) {
+    *e = Some(Edit::new(old, new));
 }
 
 fn compose_one<T: Clone>(e: &mut Option<Edit<T>>, old: &T, new: &T) {
     match e {
-        Some(e) => e.current = new.clone(),
-        None => {
-            *e = Some(Edit {
-                initial: old.clone(),
-                current: new.clone(),
-            })
-        }
+        Some(e) => e.push(old, new),
+        None => *e = Some(Edit::new(old, new)),
     }
 }
 
@@ -211,6 +245,47 @@ fn decide(winner: Winner, here_eq_cur: bool, here_eq_init: bool, cur_eq_init: bo
                 // Their edit undid itself; ours stands.
                 ResolveStatus::UseCurrent | ResolveStatus::NoAction => Decision::Nothing,
             }
+        }
+    }
+}
+
+/// Whether both sides made the same change: then this store records an *agreement* (a
+/// no-op edit, counted as coming from the sender), so that its own edit of the object is
+/// not sent back to the sender later with an `initial` the two have both left behind.
+fn agreed<T>(here: &T, e: &Edit<T>, same: impl Fn(&T, &T) -> bool) -> bool {
+    same(here, &e.current) && !same(&e.current, &e.initial)
+}
+
+/// Resolves one object's composed edit against this store's value `here`: whether to
+/// write the incoming value, and the conflict (target, current, initial) if there is one.
+/// `target` is the winner's value, `current` the loser's.
+fn settle<T: Clone>(
+    winner: Winner,
+    here: &T,
+    e: &Edit<T>,
+    same: impl Fn(&T, &T) -> bool,
+    report: &mut ApplyReport,
+) -> (bool, Option<(T, T, T)>) {
+    let initial = &e.initial;
+    let d = decide(
+        winner,
+        same(here, &e.current),
+        same(here, initial),
+        same(&e.current, initial),
+    );
+    match d {
+        Decision::Nothing => (false, None),
+        Decision::Adopted => {
+            report.adopted += 1;
+            (false, None)
+        }
+        Decision::Write => (true, None),
+        Decision::Conflict { write } => {
+            let (target, current) = match winner {
+                Winner::Receiver => (here.clone(), e.current.clone()),
+                Winner::Sender => (e.current.clone(), here.clone()),
+            };
+            (write, Some((target, current, initial.clone())))
         }
     }
 }
@@ -254,6 +329,32 @@ fn snapshot_with_meta(s: &mut Snapshot, m: &SnapshotMeta) {
     s.last_modified = m.last_modified;
 }
 
+/// Whether following parents among `incoming` ever comes back to where it started. Each
+/// snapshot is walked once: O(n).
+fn check_no_cycle(incoming: &Map<SnapshotId, Snapshot>) -> std::result::Result<(), SnapshotId> {
+    // 1: on the walk in progress; 2: known to end outside `incoming` or at a root.
+    let mut mark: Map<SnapshotId, u8> = Map::default();
+    let mut path = Vec::new();
+    for start in incoming.keys() {
+        let mut cur = Some(*start);
+        while let Some(id) = cur {
+            match mark.get(&id) {
+                Some(2) => break,
+                Some(_) => return Err(id),
+                None => {}
+            }
+            let Some(s) = incoming.get(&id) else { break };
+            mark.insert(id, 1);
+            path.push(id);
+            cur = s.parent;
+        }
+        for id in path.drain(..) {
+            mark.insert(id, 2);
+        }
+    }
+    Ok(())
+}
+
 /// Clears what never travels and what is derived.
 fn portable(s: &Snapshot) -> Snapshot {
     let mut s = s.clone();
@@ -273,7 +374,8 @@ pub(crate) fn plan(
     batch: &Batch,
     receiver: Option<StoreId>,
     winner: Winner,
-    snapshots_per_record: usize,
+    limits: RecordLimits,
+    seen_through: Lsn,
 ) -> Result<Plan> {
     let vs_id = batch.volume_set.id;
     batch.check().map_err(|m| bad(batch, m))?;
@@ -326,9 +428,24 @@ pub(crate) fn plan(
             e.name = Some(n.to_string());
         }
     }
-    for (_, env) in &batch.records {
+    for (lsn, env) in &batch.records {
+        // Metadata edits up to the cursor were applied before (a full batch repeats them).
+        let fresh = *lsn > seen_through;
         match &env.event {
             Event::ImportVolumeSet { .. } => {}
+            Event::UpdateSnapshots { updates }
+                if updates.iter().any(|u| {
+                    st.snapshots
+                        .get(&u.id)
+                        .is_some_and(|r| r.volume_set != vs_id)
+                }) =>
+            {
+                return Err(bad(
+                    batch,
+                    "an update of a snapshot that belongs to another volume set here".into(),
+                ))
+            }
+            Event::UpdateVolumeSet { .. } | Event::UpdateSnapshots { .. } if !fresh => {}
             Event::UpdateVolumeSet { new, old, .. } => compose_one(&mut vs_edit, old, new),
             Event::ForkBranch(b) | Event::ImportBranch(b) => {
                 crate::model::validate_branch_name(&b.name)
@@ -361,7 +478,9 @@ pub(crate) fn plan(
             } => {
                 crate::model::validate_branch_name(new_name)
                     .map_err(|e| bad(batch, e.to_string()))?;
-                compose(&mut renames, *branch, old_name, new_name);
+                if fresh {
+                    compose(&mut renames, *branch, old_name, new_name);
+                }
                 if let Some(b) = branches.get_mut(branch) {
                     if b.name.is_some() {
                         b.name = Some(new_name.clone());
@@ -376,15 +495,37 @@ pub(crate) fn plan(
                     compose(&mut snap_edits, u.id, &u.old, &u.new);
                 }
             }
-            Event::SyncConflict { peer, conflict } if Some(*peer) == receiver => {
-                // The other side kept its value over ours: an edit from ours to theirs.
+            // A branch the other side holds under a clash name: everyone who knows the
+            // branch by its wanted name takes the clash name too.
+            Event::SyncConflict { conflict, .. }
+                if fresh && matches!(**conflict, Conflict::BranchNameClash { .. }) =>
+            {
+                if let Conflict::BranchNameClash {
+                    branch,
+                    wanted,
+                    given,
+                    ..
+                } = &**conflict
+                {
+                    reset(&mut renames, *branch, wanted, given);
+                    if let Some(b) = branches.get_mut(branch) {
+                        if b.name.as_deref() == Some(wanted.as_str()) {
+                            b.name = Some(given.clone());
+                        }
+                    }
+                }
+            }
+            Event::SyncConflict { peer, conflict, .. } if fresh && Some(*peer) == receiver => {
+                // The other side saw our edit and kept its value: an edit from ours to
+                // theirs that replaces (not extends) its earlier edits in this batch,
+                // which its decision already took into account.
                 match &**conflict {
                     Conflict::VolumeSet {
                         id,
                         target,
                         current,
                         ..
-                    } if *id == vs_id => compose_one(&mut vs_edit, current, target),
+                    } if *id == vs_id => reset_one(&mut vs_edit, current, target),
                     Conflict::Snapshot {
                         id,
                         target,
@@ -394,22 +535,17 @@ pub(crate) fn plan(
                         if !snap_edits.contains_key(id) {
                             snap_order.push(*id);
                         }
-                        compose(&mut snap_edits, *id, current, target)
+                        reset(&mut snap_edits, *id, current, target)
                     }
                     Conflict::BranchRename {
                         branch,
                         target,
                         current,
                         ..
-                    } => compose(&mut renames, *branch, current, target),
-                    // Our branch arrived there under another name: take that name too.
-                    Conflict::BranchNameClash {
-                        branch,
-                        wanted,
-                        given,
-                        ..
-                    } => compose(&mut renames, *branch, wanted, given),
-                    Conflict::VolumeSet { .. } | Conflict::BranchTipTaken { .. } => {}
+                    } => reset(&mut renames, *branch, current, target),
+                    Conflict::VolumeSet { .. }
+                    | Conflict::BranchNameClash { .. }
+                    | Conflict::BranchTipTaken { .. } => {}
                 }
             }
             Event::SyncConflict { .. } => {}
@@ -475,84 +611,147 @@ pub(crate) fn plan(
             }
         }
     }
-    for id in incoming.keys() {
-        if let Some(row) = st.snapshots.get(id) {
-            if row.volume_set != vs_id {
-                return Err(bad(
-                    batch,
-                    format!(
-                        "snapshot {id} belongs to volume set {} here",
-                        row.volume_set
-                    ),
-                ));
+    for (id, s) in &incoming {
+        for x in std::iter::once(id).chain(s.parent.as_ref()) {
+            if let Some(row) = st.snapshots.get(x) {
+                if row.volume_set != vs_id {
+                    return Err(bad(
+                        batch,
+                        format!("snapshot {x} belongs to volume set {} here", row.volume_set),
+                    ));
+                }
             }
         }
     }
+    check_no_cycle(&incoming)
+        .map_err(|id| bad(batch, format!("the parents of snapshot {id} form a loop")))?;
 
     // 3. Renames of branches this store already had, before structure: an incoming branch
     //    may want a name one of them gives up.
     let mut rename_order: Vec<BranchId> = renames.keys().copied().collect();
     rename_order.sort();
+    let mut wanted: Vec<(BranchId, String)> = Vec::new();
+    let mut resumed: crate::state::Set<BranchId> = Default::default();
+    // Conflicts that go with the rename record that settles them.
+    let mut with_rename: Map<BranchId, Conflict> = Map::default();
     for b in rename_order {
         let Some(here) = ov.name_of(b) else { continue };
         let e = &renames[&b];
-        let d = decide(
-            winner,
-            here == e.current,
-            here == e.initial,
-            e.current == e.initial,
-        );
-        let (target, current) = match winner {
-            Winner::Receiver => (here.clone(), e.current.clone()),
-            Winner::Sender => (e.current.clone(), here.clone()),
-        };
-        let write = match d {
-            Decision::Nothing => false,
-            Decision::Adopted => {
-                report.adopted += 1;
-                false
+        if here == clash_name(&e.current, b) && here != e.initial {
+            // This sync gave it the clash name before it was cut short: take the name if
+            // it is free now, else leave it (the clash is recorded already).
+            wanted.push((b, e.current.clone()));
+            resumed.insert(b);
+            continue;
+        }
+        if agreed(&here, e, |x, y| x == y) {
+            events.push(Event::RenameBranch {
+                volume_set: vs_id,
+                branch: b,
+                old_name: here.clone(),
+                new_name: here.clone(),
+            });
+            continue;
+        }
+        let (write, conflict) = settle(winner, &here, e, |x, y| x == y, &mut report);
+        if let Some((target, current, initial)) = conflict {
+            let c = Conflict::BranchRename {
+                volume_set: vs_id,
+                branch: b,
+                target,
+                current,
+                initial,
+            };
+            if write && here != e.current {
+                with_rename.insert(b, c);
+            } else {
+                conflicts.push((WITH_CURSOR, c));
             }
-            Decision::Write => true,
-            Decision::Conflict { write } => {
-                conflicts.push(Conflict::BranchRename {
-                    volume_set: vs_id,
-                    branch: b,
-                    target,
-                    current,
-                    initial: e.initial.clone(),
-                });
-                write
-            }
-        };
+        }
         if write && here != e.current {
-            let mut new_name = e.current.clone();
-            if let Some(holder) = ov.name_holder(&new_name).filter(|h| *h != b) {
-                let alt = clash_name(&new_name, b);
-                let given = if ov.name_holder(&alt).is_none() {
-                    alt
-                } else {
-                    here.clone()
-                };
-                conflicts.push(Conflict::BranchNameClash {
-                    volume_set: vs_id,
-                    branch: b,
-                    wanted: new_name.clone(),
-                    given: given.clone(),
-                    holder,
-                });
-                new_name = given;
-            }
-            if new_name != here {
+            wanted.push((b, e.current.clone()));
+        }
+    }
+    // Emit in an order where each new name is free when its record applies: a name
+    // another renamed branch gives up waits for it; a cycle (two branches swapping names)
+    // is broken with a temporary name; a name held by a branch that keeps it is a clash.
+    while !wanted.is_empty() {
+        let before = wanted.len();
+        let mut i = 0;
+        while i < wanted.len() {
+            let (b, name) = wanted[i].clone();
+            if ov.name_holder(&name).is_none_or(|h| h == b) {
+                let here = ov.name_of(b).unwrap_or_default();
                 events.push(Event::RenameBranch {
                     volume_set: vs_id,
                     branch: b,
                     old_name: here.clone(),
-                    new_name: new_name.clone(),
+                    new_name: name.clone(),
                 });
-                ov.set_name(b, Some(&here), &new_name);
+                ov.set_name(b, Some(&here), &name);
                 report.branches_renamed += 1;
+                if let Some(c) = with_rename.remove(&b) {
+                    conflicts.push((events.len(), c));
+                }
+                wanted.remove(i);
+            } else {
+                i += 1;
             }
         }
+        if wanted.len() < before {
+            continue;
+        }
+        let (b, name) = wanted[0].clone();
+        let holder = ov.name_holder(&name).expect("stuck only on a held name");
+        let here = ov.name_of(b).unwrap_or_default();
+        if let Some(pos) = wanted.iter().position(|(x, _)| *x == holder) {
+            // A cycle: the holder steps aside under a temporary name first.
+            let holder_name = ov.name_of(holder).unwrap_or_default();
+            let temp = clash_name(&holder_name, holder);
+            events.push(Event::RenameBranch {
+                volume_set: vs_id,
+                branch: holder,
+                old_name: holder_name.clone(),
+                new_name: temp.clone(),
+            });
+            ov.set_name(holder, Some(&holder_name), &temp);
+            let _ = pos;
+            continue;
+        }
+        if resumed.contains(&b) {
+            wanted.remove(0);
+            continue;
+        }
+        let alt = clash_name(&name, b);
+        let given = if ov.name_holder(&alt).is_none() {
+            alt
+        } else {
+            here.clone()
+        };
+        if given != here {
+            events.push(Event::RenameBranch {
+                volume_set: vs_id,
+                branch: b,
+                old_name: here.clone(),
+                new_name: given.clone(),
+            });
+            ov.set_name(b, Some(&here), &given);
+            report.branches_renamed += 1;
+        }
+        if let Some(c) = with_rename.remove(&b) {
+            conflicts.push((events.len(), c));
+        }
+        conflicts.push((
+            events.len(),
+            Conflict::BranchNameClash {
+                volume_set: vs_id,
+                branch: b,
+                wanted: name,
+                given,
+                holder,
+            },
+        ));
+        wanted.remove(0);
     }
 
     // 4. Structure, shallowest incoming tip first.
@@ -597,9 +796,19 @@ pub(crate) fn plan(
                           tip: SnapshotId| {
         let mut prev = old_tip;
         let mut first = true;
-        let mut chunks: Vec<&[SnapshotId]> = chain.chunks(snapshots_per_record.max(1)).collect();
-        if chunks.is_empty() {
-            chunks.push(&[]);
+        // Records of at most `limits.snapshots` snapshots and about `limits.bytes` bytes.
+        let mut chunks: Vec<&[SnapshotId]> = Vec::new();
+        let (mut start, mut bytes) = (0, 0usize);
+        for (i, id) in chain.iter().enumerate() {
+            let n = crate::codec::encoded_len(&incoming[id])?;
+            if i > start && (i - start >= limits.snapshots || bytes + n > limits.bytes) {
+                chunks.push(&chain[start..i]);
+                (start, bytes) = (i, 0);
+            }
+            bytes += n;
+        }
+        if start < chain.len() || chain.is_empty() {
+            chunks.push(&chain[start..]);
         }
         for chunk in chunks {
             let snaps: Vec<Snapshot> = chunk.iter().map(|id| incoming[id].clone()).collect();
@@ -634,6 +843,7 @@ pub(crate) fn plan(
             first = false;
         }
         report.snapshots_added += chain.len() as u64;
+        Ok(())
     };
     for (_, _, b) in order {
         let inc = &branches[&b];
@@ -657,12 +867,15 @@ pub(crate) fn plan(
         match ov.tip_of(b) {
             None => {
                 if let Some(holder) = known_holder {
-                    conflicts.push(Conflict::BranchTipTaken {
-                        volume_set: vs_id,
-                        branch: b,
-                        tip,
-                        holder,
-                    });
+                    conflicts.push((
+                        WITH_CURSOR,
+                        Conflict::BranchTipTaken {
+                            volume_set: vs_id,
+                            branch: b,
+                            tip,
+                            holder,
+                        },
+                    ));
                     continue;
                 }
                 let wanted = inc
@@ -670,7 +883,7 @@ pub(crate) fn plan(
                     .clone()
                     .or_else(|| renames.get(&b).map(|e| e.current.clone()))
                     .unwrap_or_default();
-                let given = match ov.name_holder(&wanted) {
+                let (given, clash) = match ov.name_holder(&wanted) {
                     Some(holder) => {
                         let alt = clash_name(&wanted, b);
                         let given = if ov.name_holder(&alt).is_none() {
@@ -678,19 +891,24 @@ pub(crate) fn plan(
                         } else {
                             String::new()
                         };
-                        conflicts.push(Conflict::BranchNameClash {
+                        let clash = Conflict::BranchNameClash {
                             volume_set: vs_id,
                             branch: b,
                             wanted: wanted.clone(),
                             given: given.clone(),
                             holder,
-                        });
-                        given
+                        };
+                        (given, Some(clash))
                     }
-                    None => wanted,
+                    None => (wanted, None),
                 };
-                emit_chain(&mut events, &mut ov, b, Some(&given), None, &chain, tip);
+                emit_chain(&mut events, &mut ov, b, Some(&given), None, &chain, tip)?;
                 ov.set_name(b, None, &given);
+                // With the import's first record: a resumed sync finds the branch known
+                // and would not decide the clash again.
+                if let Some(c) = clash {
+                    conflicts.push((events.len(), c));
+                }
                 report.branches_added += 1;
             }
             Some(here) if here == tip => {}
@@ -701,15 +919,18 @@ pub(crate) fn plan(
                 };
                 if forward {
                     if let Some(holder) = known_holder {
-                        conflicts.push(Conflict::BranchTipTaken {
-                            volume_set: vs_id,
-                            branch: b,
-                            tip,
-                            holder,
-                        });
+                        conflicts.push((
+                            WITH_CURSOR,
+                            Conflict::BranchTipTaken {
+                                volume_set: vs_id,
+                                branch: b,
+                                tip,
+                                holder,
+                            },
+                        ));
                         continue;
                     }
-                    emit_chain(&mut events, &mut ov, b, None, Some(here), &chain, tip);
+                    emit_chain(&mut events, &mut ov, b, None, Some(here), &chain, tip)?;
                     report.branches_extended += 1;
                 } else if chain.is_empty() && ov.is_ancestor(tip, here) {
                     report.branches_behind += 1;
@@ -730,34 +951,16 @@ pub(crate) fn plan(
     // 5. Volume set metadata.
     if let (true, Some(e)) = (vs_existed, &vs_edit) {
         let here = st.volume_sets[&vs_id].vs.meta();
-        let d = decide(
-            winner,
-            here.same(&e.current),
-            here.same(&e.initial),
-            e.current.same(&e.initial),
-        );
-        let (target, current) = match winner {
-            Winner::Receiver => (here.clone(), e.current.clone()),
-            Winner::Sender => (e.current.clone(), here.clone()),
-        };
-        let write = match d {
-            Decision::Nothing => false,
-            Decision::Adopted => {
-                report.adopted += 1;
-                false
-            }
-            Decision::Write => true,
-            Decision::Conflict { write } => {
-                conflicts.push(Conflict::VolumeSet {
-                    id: vs_id,
-                    target,
-                    current,
-                    initial: e.initial.clone(),
-                });
-                write
-            }
-        };
-        if write && here != e.current {
+        let (write, conflict) = settle(winner, &here, e, VolumeSetMeta::same, &mut report);
+        let wrote = write && here != e.current;
+        if agreed(&here, e, VolumeSetMeta::same) {
+            events.push(Event::UpdateVolumeSet {
+                id: vs_id,
+                new: here.clone(),
+                old: here.clone(),
+            });
+        }
+        if wrote {
             events.push(Event::UpdateVolumeSet {
                 id: vs_id,
                 new: e.current.clone(),
@@ -765,10 +968,37 @@ pub(crate) fn plan(
             });
             report.volume_set_updated = true;
         }
+        if let Some((target, current, initial)) = conflict {
+            conflicts.push((
+                if wrote { events.len() } else { WITH_CURSOR },
+                Conflict::VolumeSet {
+                    id: vs_id,
+                    target,
+                    current,
+                    initial,
+                },
+            ));
+        }
     }
 
-    // 6. Snapshot metadata, for snapshots this store had before the batch.
+    // 6. Snapshot metadata, for snapshots this store had before the batch, in records of
+    //    bounded size, each conflict after the record that settles its snapshot.
     let mut updates = Vec::new();
+    let mut pending_conflicts = Vec::new();
+    let mut bytes = 0usize;
+    let flush = |events: &mut Vec<Event>,
+                 conflicts: &mut Vec<(usize, Conflict)>,
+                 updates: &mut Vec<SnapshotUpdate>,
+                 pending: &mut Vec<Conflict>| {
+        if !updates.is_empty() {
+            events.push(Event::UpdateSnapshots {
+                updates: std::mem::take(updates),
+            });
+        }
+        for c in pending.drain(..) {
+            conflicts.push((events.len(), c));
+        }
+    };
     for id in snap_order {
         let Some(e) = snap_edits.get(&id) else {
             continue;
@@ -777,53 +1007,69 @@ pub(crate) fn plan(
             continue; // not here (deleted, or on a branch that did not apply)
         };
         if row.volume_set != vs_id {
-            continue;
+            return Err(bad(
+                batch,
+                format!(
+                    "an update of snapshot {id}, which belongs to volume set {} here",
+                    row.volume_set
+                ),
+            ));
         }
         let here = st.snapshot_of(id, row).meta();
-        let d = decide(
-            winner,
-            here.same(&e.current),
-            here.same(&e.initial),
-            e.current.same(&e.initial),
-        );
-        let (target, current) = match winner {
-            Winner::Receiver => (here.clone(), e.current.clone()),
-            Winner::Sender => (e.current.clone(), here.clone()),
-        };
-        let write = match d {
-            Decision::Nothing => false,
-            Decision::Adopted => {
-                report.adopted += 1;
-                false
-            }
-            Decision::Write => true,
-            Decision::Conflict { write } => {
-                conflicts.push(Conflict::Snapshot {
-                    id,
-                    target,
-                    current,
-                    initial: e.initial.clone(),
-                });
-                write
-            }
-        };
-        if write && here != e.current {
-            updates.push(SnapshotUpdate {
+        let (write, conflict) = settle(winner, &here, e, SnapshotMeta::same, &mut report);
+        let agree = agreed(&here, e, SnapshotMeta::same);
+        let wrote = write && here != e.current;
+        if wrote || agree {
+            let new = if wrote {
+                e.current.clone()
+            } else {
+                here.clone()
+            };
+            let u = SnapshotUpdate {
                 id,
-                new: e.current.clone(),
+                new,
                 old: here,
                 set_blob: None,
-            });
+            };
+            let n = crate::codec::encoded_len(&u)?;
+            if !updates.is_empty()
+                && (updates.len() >= limits.snapshots || bytes + n > limits.bytes)
+            {
+                flush(
+                    &mut events,
+                    &mut conflicts,
+                    &mut updates,
+                    &mut pending_conflicts,
+                );
+                bytes = 0;
+            }
+            bytes += n;
+            updates.push(u);
+            if wrote {
+                report.snapshots_updated += 1;
+            }
+        }
+        if let Some((target, current, initial)) = conflict {
+            let c = Conflict::Snapshot {
+                id,
+                target,
+                current,
+                initial,
+            };
+            if wrote {
+                pending_conflicts.push(c);
+            } else {
+                conflicts.push((WITH_CURSOR, c));
+            }
         }
     }
-    report.snapshots_updated = updates.len() as u64;
-    let per = snapshots_per_record.max(1);
-    while !updates.is_empty() {
-        let rest = updates.split_off(updates.len().min(per));
-        events.push(Event::UpdateSnapshots { updates });
-        updates = rest;
-    }
-    report.conflicts.clone_from(&conflicts);
+    flush(
+        &mut events,
+        &mut conflicts,
+        &mut updates,
+        &mut pending_conflicts,
+    );
+    report.conflicts = conflicts.iter().map(|(_, c)| c.clone()).collect();
     Ok(Plan {
         events,
         conflicts,

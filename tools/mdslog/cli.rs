@@ -14,13 +14,15 @@ Examples:
   mdslog volume-set list ./store
   mdslog tree ./store vs-name
   mdslog verify ./store
+  mdslog sync ./laptop ./hub --volume-set vs-name
+  mdslog follow ./store ./replica
 
 The store directory is the first argument of every command; when it is left out, the
 MDSLOG_DIR environment variable gives it. Wherever an id is asked for, a unique prefix of
 it, or a volume set's name, will do.
 
-Exit codes: 0 success; 1 the log is damaged (verify findings, or a command that met damage);
-2 usage, I/O or any other error.";
+Exit codes: 0 success; 1 the log or a bundle is damaged (verify findings, or a command that
+met damage); 2 usage, I/O or any other error.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -220,6 +222,114 @@ pub enum Command {
                             --seed 42"
     )]
     Generate(GenerateArgs),
+
+    /// Sync one volume set between two stores: push LOCAL to REMOTE, then pull back.
+    ///
+    /// Each side receives the records of the volume set the other has not sent it yet
+    /// (after its cursor for the other). New branches and snapshots travel; a branch one
+    /// side is ahead on moves forward on the other; renames and metadata edits travel.
+    /// REMOTE is the reference: when both sides edited the same thing differently, its
+    /// value is kept on both (a conflict, reported). A branch whose two histories
+    /// diverged keeps each side's tip (reported). Exit 0 even with conflicts or
+    /// divergences: they are listed and the last line says so. Both stores are opened for
+    /// writing; with --pull-only REMOTE is opened read-only and nothing is written there.
+    /// LOCAL may be an empty directory: it becomes a store holding the volume set.
+    #[command(
+        after_help = "Examples:\n  mdslog sync ./laptop ./hub --volume-set db\n  mdslog sync ./laptop ./hub \
+                            --volume-set db --pull-only\n  mdslog sync ./laptop ./hub --volume-set 3f2a9c1e --full \
+                            --json | jq '.conflicts'"
+    )]
+    Sync(SyncArgs),
+
+    /// Write the records of one volume set after a cursor to a bundle file, for import
+    /// elsewhere.
+    ///
+    /// --since is an LSN of DIR's log: the importer's cursor for DIR (`mdslog cursors
+    /// IMPORTER` lists it), or 0 for the whole history. Opens DIR read-only (a store
+    /// that never had an identity is opened for writing once to get one). The bundle
+    /// carries a digest and is checked in full before an import applies anything.
+    #[command(
+        after_help = "Examples:\n  mdslog export ./laptop --volume-set db --since 0 --out db.bundle\n  \
+                            mdslog export ./laptop --volume-set db --since 57 --out db-2.bundle --json"
+    )]
+    Export(ExportArgs),
+
+    /// Apply a bundle made by `mdslog export` to a store.
+    ///
+    /// The bundle is read and checked in full first (digest, every record), then applied
+    /// atomically with this store's new cursor for the exporting store. Importing the same
+    /// bundle again changes nothing. A bundle that starts after this store's cursor (its
+    /// --since was too late) is refused: export again with the cursor the error names.
+    /// --prefer ours (the default): this store keeps its value when both sides edited the
+    /// same thing, as a hub receiving a push; the conflict is recorded and travels back
+    /// in this store's next export. --prefer theirs: the bundle's value wins, as when
+    /// pulling; import the hub's bundles this way so the hub's value is adopted. DIR may
+    /// be an empty directory.
+    #[command(
+        after_help = "Examples:\n  mdslog import ./hub db.bundle\n  mdslog import ./hub db.bundle --volume-set db \
+                            --prefer theirs --json"
+    )]
+    Import(ImportArgs),
+
+    /// This store's identity and the sync cursors it holds.
+    ///
+    /// A cursor says up to which LSN of a peer store's log the records of one volume set
+    /// are applied here: the --since of the peer's next export for this store.
+    #[command(after_help = "Examples:\n  mdslog cursors ./hub\n  mdslog cursors ./hub --json")]
+    Cursors {
+        #[command(flatten)]
+        store: StoreDir,
+        /// Print the identity and cursors as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Ship the primary's log into a follower directory, once.
+    ///
+    /// Copies what the follower lacks of SRC's durable log: each sealed segment whole
+    /// (checked end to end first), then the new records of the active segment (each checked
+    /// before it is written). The follower holds a byte-identical copy of a prefix of SRC's
+    /// log; a store opened read-only on it answers like the primary did at that LSN.
+    /// SRC is opened read-only (it may be a live primary); FOLLOWER is created if missing and
+    /// locked while the ship runs. Shipping again copies only what is new; a torn tail left
+    /// by an interrupted ship is cut. A follower that is not a copy of SRC's log (another
+    /// store, a promoted follower, a primary that lost records) is refused and left as it
+    /// is. Exit 0 when shipped (or nothing was new), 1 when SRC's log is damaged (nothing of
+    /// a damaged segment is shipped), 2 for a refusal, a lock or any other error.
+    #[command(
+        after_help = "Examples:\n  mdslog ship ./primary ./follower\n  mdslog ship ./primary /mnt/backup/store \
+                            --json | jq '.records_shipped'"
+    )]
+    Ship(ShipArgs),
+
+    /// Keep shipping the primary's log into a follower until Ctrl-C or SIGTERM.
+    ///
+    /// Ships as `mdslog ship` does, at once and then every --interval-ms, holding the
+    /// follower's lock all along (so nothing promotes it meanwhile). Prints a line for
+    /// each ship that shipped something (with --json one JSON object per line); on a
+    /// terminal a status line shows where both sides are. Ctrl-C (SIGINT) or SIGTERM stops
+    /// it cleanly: the ship in progress ends, the lock is released, exit 0. A second Ctrl-C
+    /// ends it at once (the next ship cuts whatever was left half-written). Stops with exit
+    /// 1 or 2 on the errors of `mdslog ship`. Once it has stopped, the follower can be
+    /// promoted: a store opened on it for writing continues the log as a primary.
+    #[command(
+        after_help = "Examples:\n  mdslog follow ./primary ./follower\n  mdslog follow ./primary ./follower \
+                            --interval-ms 100 --json >> ship.log"
+    )]
+    Follow(FollowArgs),
+
+    /// What a store directory holds, who holds its lock, and how far a follower is behind.
+    ///
+    /// Last LSN, segments, store id, whether a writer or a shipper holds the lock (with its
+    /// pid), and the ship source noted by the last ship into it (SHIP-SOURCE). When
+    /// --primary is given, or a ship source is noted and can be opened, also how far this
+    /// copy is behind it (records and bytes), or that it is not a copy of that primary's
+    /// log. An unreachable noted source is reported, not an error. Changes no file.
+    #[command(
+        after_help = "Examples:\n  mdslog status ./follower\n  mdslog status ./follower --primary ./primary \
+                            --json | jq '.primary.lag.records'"
+    )]
+    Status(StatusArgs),
 
     /// Print a shell completion script.
     #[command(
@@ -489,6 +599,121 @@ pub enum BranchCmd {
         #[command(flatten)]
         actor: Actor,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// The local store directory (when left out: the MDSLOG_DIR environment variable).
+    #[arg(value_name = "LOCAL", env = "MDSLOG_DIR", hide_env_values = true)]
+    pub local: PathBuf,
+    /// The remote store directory: the reference, whose value wins a conflict.
+    #[arg(value_name = "REMOTE")]
+    pub remote: PathBuf,
+    /// The volume set: name, id or unique id prefix (looked up in LOCAL, then REMOTE).
+    #[arg(long, value_name = "ID|NAME")]
+    pub volume_set: String,
+    /// Only pull REMOTE's records into LOCAL; REMOTE is opened read-only and not changed.
+    #[arg(long)]
+    pub pull_only: bool,
+    /// Send whole histories instead of what follows the cursors: brings over branches a
+    /// missing-ancestor report left behind.
+    #[arg(long)]
+    pub full: bool,
+    #[command(flatten)]
+    pub actor: Actor,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub store: StoreDir,
+    /// The volume set: name, id or unique id prefix.
+    #[arg(long, value_name = "ID|NAME")]
+    pub volume_set: String,
+    /// Export the records after this LSN of DIR's log (the importer's cursor; 0: all).
+    #[arg(long, value_name = "CURSOR")]
+    pub since: u64,
+    /// The bundle file to write (replaced if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ShipArgs {
+    /// The primary's store directory, read only (when left out: the MDSLOG_DIR environment
+    /// variable).
+    #[arg(value_name = "SRC", env = "MDSLOG_DIR", hide_env_values = true)]
+    pub source: PathBuf,
+    /// The follower's directory (created if missing).
+    #[arg(value_name = "FOLLOWER")]
+    pub follower: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FollowArgs {
+    /// The primary's store directory, read only (when left out: the MDSLOG_DIR environment
+    /// variable).
+    #[arg(value_name = "SRC", env = "MDSLOG_DIR", hide_env_values = true)]
+    pub source: PathBuf,
+    /// The follower's directory (created if missing).
+    #[arg(value_name = "FOLLOWER")]
+    pub follower: PathBuf,
+    /// Milliseconds between the end of one ship and the start of the next.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval_ms: u64,
+    /// Print one JSON object per line, for each ship that shipped something.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub store: StoreDir,
+    /// The primary to measure the lag against (default: the ship source noted in DIR).
+    #[arg(long, value_name = "SRC")]
+    pub primary: Option<PathBuf>,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Whose value an import keeps when both sides edited the same thing.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefer {
+    /// This store's value (a hub receiving a push).
+    Ours,
+    /// The bundle's value (pulling from the exporting store).
+    Theirs,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub store: StoreDir,
+    /// The bundle file (made by `mdslog export`).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Check that the bundle is for this volume set (name, id or unique id prefix).
+    #[arg(long, value_name = "ID|NAME")]
+    pub volume_set: Option<String>,
+    /// Whose value is kept on a conflict.
+    #[arg(long, value_enum, default_value = "ours")]
+    pub prefer: Prefer,
+    #[command(flatten)]
+    pub actor: Actor,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

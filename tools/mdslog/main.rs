@@ -6,6 +6,8 @@
 //! | `inspect` | verify, stats, dump, tree, history, show, repair: read-only except repair |
 //! | `scripted` | volume-set, snapshot, branch, demo: small changes through the `Store` API |
 //! | `generate` | a synthetic workload |
+//! | `sync` | sync, export, import, cursors: exchanging a volume set's records between stores |
+//! | `ship` | ship, follow, status: replication by shipping segments to a follower |
 //! | `records` | event summaries, which records touch an object, an index of the whole log |
 //! | `resolve` | names and id prefixes wherever an id is asked for |
 //! | `output` | errors and exit codes, times, sizes, progress bars, the JSON record line |
@@ -17,6 +19,8 @@ mod output;
 mod records;
 mod resolve;
 mod scripted;
+mod ship;
+mod sync;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -103,6 +107,13 @@ fn run(cli: Cli) -> CmdResult {
         Command::Snapshot(a) => scripted::snapshot(a),
         Command::Branch(c) => scripted::branch(c),
         Command::Generate(a) => generate::generate(&a),
+        Command::Sync(a) => sync::sync(a),
+        Command::Export(a) => sync::export(a),
+        Command::Import(a) => sync::import(a),
+        Command::Cursors { store, json } => sync::cursors(&store.dir, json),
+        Command::Ship(a) => ship::ship(&a),
+        Command::Follow(a) => ship::follow(&a),
+        Command::Status(a) => ship::status(&a),
         Command::Completions { shell } => {
             let shell = match shell {
                 Shell::Bash => clap_complete::Shell::Bash,

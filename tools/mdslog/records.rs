@@ -293,7 +293,7 @@ pub fn summary(ev: &Event) -> String {
             plural(u64::from(*records), "record", "records"),
             short(volume_set)
         ),
-        Event::SyncConflict { peer, conflict } => {
+        Event::SyncConflict { peer, conflict, .. } => {
             format!(
                 "sync with store {}: {}",
                 short(peer),
@@ -303,32 +303,57 @@ pub fn summary(ev: &Event) -> String {
     }
 }
 
+/// The differences of a conflict (lost value → kept value), or that there are none but
+/// user names or times.
+fn or_times(d: Vec<String>) -> String {
+    if d.is_empty() {
+        "only user names or times differ".into()
+    } else {
+        d.join(", ")
+    }
+}
+
 /// One line describing a sync conflict for people.
 pub fn conflict_summary(c: &mdslog::event::Conflict) -> String {
     use mdslog::event::Conflict;
     match c {
         Conflict::VolumeSet {
             id,
-            target,
-            current,
+            target: t,
+            current: c,
             ..
-        } => format!(
-            "volume set {} edited on both sides; kept {:?} over {:?}",
-            short(id),
-            target.name,
-            current.name
-        ),
+        } => {
+            let mut d = Vec::new();
+            changed(&mut d, "name", &c.name, &t.name);
+            changed(&mut d, "prefix", &c.prefix, &t.prefix);
+            changed(&mut d, "description", &c.description, &t.description);
+            changed(&mut d, "owner", &c.owner, &t.owner);
+            changed(&mut d, "creator", &c.creator, &t.creator);
+            d.extend(attrs_diff(&c.attrs, &t.attrs));
+            format!(
+                "volume set {} edited on both sides; kept the target's value: {}",
+                short(id),
+                or_times(d)
+            )
+        }
         Conflict::Snapshot {
             id,
-            target,
-            current,
+            target: t,
+            current: c,
             ..
-        } => format!(
-            "snapshot {} edited on both sides; kept {:?} over {:?}",
-            short(id),
-            target.name,
-            current.name
-        ),
+        } => {
+            let mut d = Vec::new();
+            changed(&mut d, "name", &c.name, &t.name);
+            changed(&mut d, "description", &c.description, &t.description);
+            changed(&mut d, "owner", &c.owner, &t.owner);
+            changed(&mut d, "creator", &c.creator, &t.creator);
+            d.extend(attrs_diff(&c.attrs, &t.attrs));
+            format!(
+                "snapshot {} edited on both sides; kept the target's value: {}",
+                short(id),
+                or_times(d)
+            )
+        }
         Conflict::BranchRename {
             branch,
             target,
@@ -410,6 +435,13 @@ impl Membership {
             Event::UpdateVolume { id, .. } | Event::DeleteVolume { id } => {
                 self.volumes.get(id).copied().into_iter().collect()
             }
+            // A conflict about a snapshot names only the snapshot.
+            Event::SyncConflict { conflict, .. } => match &**conflict {
+                mdslog::event::Conflict::Snapshot { id, .. } => {
+                    self.snapshots.get(id).copied().into_iter().collect()
+                }
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         };
         out.sort();
@@ -626,6 +658,10 @@ impl Tracker {
                     Event::UpdateVolumeSet { id, .. }
                     | Event::SetVolumeSetSize { id, .. }
                     | Event::DeleteVolumeSet { id } => *id == v,
+                    Event::SyncConflict { conflict, .. } => matches!(
+                        &**conflict,
+                        mdslog::event::Conflict::VolumeSet { id, .. } if *id == v
+                    ),
                     _ => false,
                 };
                 own || (self.all && in_vs)
@@ -674,6 +710,25 @@ impl Tracker {
                 created || *old_tip == s
             }
             Event::RenameBranch { branch, .. } => self.tip_of == Some(*branch),
+            Event::MoveBranch {
+                branch,
+                old_tip,
+                new_tip,
+                ..
+            } => {
+                if *old_tip == s {
+                    self.tip_of = None;
+                }
+                if *new_tip == s {
+                    self.tip_of = Some(*branch);
+                }
+                *old_tip == s || *new_tip == s
+            }
+            Event::SyncConflict { conflict, .. } => match &**conflict {
+                mdslog::event::Conflict::Snapshot { id, .. } => *id == s,
+                mdslog::event::Conflict::BranchTipTaken { tip, .. } => *tip == s,
+                _ => false,
+            },
             Event::UpdateSnapshots { updates } => updates.iter().any(|u| u.id == s),
             Event::SetBlobIdAndSize { snapshot, .. } => *snapshot == s,
             Event::DeleteSnapshots {
@@ -713,7 +768,17 @@ impl Tracker {
                 self.alive = true;
                 true
             }
-            Event::ExtendBranch { branch, .. } | Event::RenameBranch { branch, .. } => *branch == b,
+            Event::ExtendBranch { branch, .. }
+            | Event::RenameBranch { branch, .. }
+            | Event::MoveBranch { branch, .. } => *branch == b,
+            Event::SyncConflict { conflict, .. } => match &**conflict {
+                mdslog::event::Conflict::BranchRename { branch, .. } => *branch == b,
+                mdslog::event::Conflict::BranchNameClash { branch, holder, .. }
+                | mdslog::event::Conflict::BranchTipTaken { branch, holder, .. } => {
+                    *branch == b || *holder == b
+                }
+                _ => false,
+            },
             Event::DeleteSnapshots {
                 removed_branches,
                 new_tip,

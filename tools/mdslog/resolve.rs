@@ -160,29 +160,56 @@ fn vs_label(vs: &VsEntry) -> String {
     }
 }
 
-fn one(query: &str, kinds: Kinds, mut found: Vec<Found>, what_to_do: &str) -> Result<Object, Fail> {
+/// Why a query named no one object: nothing matched, or more than one thing did.
+struct Unresolved {
+    ambiguous: bool,
+    fail: Fail,
+}
+
+impl From<Unresolved> for Fail {
+    fn from(u: Unresolved) -> Fail {
+        u.fail
+    }
+}
+
+fn one(
+    query: &str,
+    kinds: Kinds,
+    mut found: Vec<Found>,
+    what_to_do: &str,
+) -> Result<Object, Unresolved> {
     found.dedup_by(|a, b| a.object == b.object);
     match found.len() {
         1 => Ok(found.pop().expect("one").object),
-        0 => Err(Fail::usage(format!(
-            "no {} matches {query:?}; {what_to_do}",
-            kinds.describe()
-        ))),
+        0 => Err(Unresolved {
+            ambiguous: false,
+            fail: Fail::usage(format!(
+                "no {} matches {query:?}; {what_to_do}",
+                kinds.describe()
+            )),
+        }),
         n => {
             let mut names: Vec<String> = found.iter().take(8).map(|f| f.label.clone()).collect();
             if n > 8 {
                 names.push(format!("and {} more", n - 8));
             }
-            Err(Fail::usage(format!(
-                "{query:?} is ambiguous: it matches {}; give more of the id",
-                names.join(", ")
-            )))
+            Err(Unresolved {
+                ambiguous: true,
+                fail: Fail::usage(format!(
+                    "{query:?} is ambiguous: it matches {}; give more of the id",
+                    names.join(", ")
+                )),
+            })
         }
     }
 }
 
 /// Resolves a query to one object of the allowed kinds.
 pub fn resolve(cat: &dyn Catalog, query: &str, kinds: Kinds) -> Result<Object, Fail> {
+    lookup(cat, query, kinds).map_err(Fail::from)
+}
+
+fn lookup(cat: &dyn Catalog, query: &str, kinds: Kinds) -> Result<Object, Unresolved> {
     let q = query.trim();
     let hint = if kinds == Kinds::VOLUME_SET {
         "list them with `mdslog volume-set list DIR`"
@@ -190,10 +217,10 @@ pub fn resolve(cat: &dyn Catalog, query: &str, kinds: Kinds) -> Result<Object, F
         "give a volume set name, VOLUME_SET:BRANCH, or an id (`mdslog volume-set list DIR`, `mdslog tree DIR VOLUME_SET`)"
     };
     if q.is_empty() {
-        return Err(Fail::usage(format!(
-            "an empty {} id; {hint}",
-            kinds.describe()
-        )));
+        return Err(Unresolved {
+            ambiguous: false,
+            fail: Fail::usage(format!("an empty {} id; {hint}", kinds.describe())),
+        });
     }
     let vss = cat.volume_sets();
     let vs_by_id = |id: VolumeSetId| vss.iter().find(|v| v.id == id);
@@ -238,7 +265,7 @@ pub fn resolve(cat: &dyn Catalog, query: &str, kinds: Kinds) -> Result<Object, F
         // When the part before the colon names no volume set, the whole may still be a
         // volume set's name (those may hold a colon).
         if let Some((vs_q, name)) = q.rsplit_once(':') {
-            if let Ok(Object::VolumeSet(vs)) = resolve(cat, vs_q, Kinds::VOLUME_SET) {
+            if let Ok(Object::VolumeSet(vs)) = lookup(cat, vs_q, Kinds::VOLUME_SET) {
                 let found = cat
                     .branches()
                     .into_iter()
@@ -333,6 +360,35 @@ pub fn volume_set(cat: &dyn Catalog, query: &str) -> Result<VolumeSetId, Fail> {
     }
 }
 
+/// Resolves a volume set in the first of several places that holds a match (`places`:
+/// what each is called in messages, and its catalog): a query that matches nothing in one
+/// place is looked up in the next; one that is ambiguous in a place is an error there.
+pub fn volume_set_first(places: &[(&str, &dyn Catalog)], query: &str) -> Result<VolumeSetId, Fail> {
+    let mut first_miss: Option<Fail> = None;
+    for (name, cat) in places {
+        match lookup(*cat, query, Kinds::VOLUME_SET) {
+            Ok(Object::VolumeSet(id)) => return Ok(id),
+            Ok(_) => unreachable!("only volume sets were asked for"),
+            Err(u) if u.ambiguous => {
+                return Err(Fail::usage(format!("in {name}: {}", u.fail.message)));
+            }
+            Err(u) => {
+                first_miss.get_or_insert(u.fail);
+            }
+        }
+    }
+    let names: Vec<&str> = places.iter().map(|(n, _)| *n).collect();
+    Err(match first_miss {
+        Some(_) if names.len() > 1 => Fail::usage(format!(
+            "no volume set matches {:?} in {}; list them with `mdslog volume-set list DIR`",
+            query.trim(),
+            names.join(" or "),
+        )),
+        Some(f) => f,
+        None => Fail::usage("no place to look up a volume set in"),
+    })
+}
+
 /// Resolves a snapshot of one volume set: an id, a unique id prefix among its
 /// snapshots, or a branch name (its tip).
 pub fn snapshot_in(state: &State, vs: VolumeSetId, query: &str) -> Result<SnapshotId, Fail> {
@@ -372,7 +428,9 @@ pub fn snapshot_in(state: &State, vs: VolumeSetId, query: &str) -> Result<Snapsh
         },
         found,
         hint,
-    )? {
+    )
+    .map_err(Fail::from)?
+    {
         Object::Snapshot(s) => Ok(s),
         _ => unreachable!("only snapshots were asked for"),
     }

@@ -17,7 +17,7 @@ use crate::output::{
 use crate::resolve;
 
 /// Opens a store for writing; unless `create`, the directory must exist already.
-fn open_writer(dir: &Path, actor: String, create: bool) -> Result<Store, Fail> {
+pub fn open_writer(dir: &Path, actor: String, create: bool) -> Result<Store, Fail> {
     if !create && !dir.is_dir() {
         return Err(Fail::usage(format!(
             "no store directory at {}; give the store directory as the first argument or set MDSLOG_DIR",
