@@ -414,9 +414,10 @@ impl Store {
         }
         let collected = crate::sync::export::collect(&self.log, vs, after, through)?;
         let (mut records, mut origins) = collected.finish(&*self.read()?);
-        if let Some(to) = to {
-            crate::sync::export::strip_for(&mut records, &mut origins, to);
-        }
+        let echoes = match to {
+            Some(to) => crate::sync::export::strip_for(&mut records, &mut origins, to),
+            None => 0,
+        };
         Ok(Some(crate::sync::Batch {
             source,
             volume_set,
@@ -425,6 +426,7 @@ impl Store {
             records,
             origins,
             cursors,
+            echoes,
         }))
     }
 
@@ -471,8 +473,10 @@ impl Store {
                 });
             }
             let mut fresh = batch.clone();
+            let mut echoes = batch.echoes;
             if let Some(me) = receiver {
-                crate::sync::export::strip_for(&mut fresh.records, &mut fresh.origins, me);
+                echoes +=
+                    crate::sync::export::strip_for(&mut fresh.records, &mut fresh.origins, me);
             }
             if batch.after > Lsn::ZERO {
                 fresh.records.retain(|(lsn, _)| *lsn > cursor);
@@ -495,6 +499,7 @@ impl Store {
                 && p.conflicts.is_empty()
                 && (through == cursor
                     || (fresh.records.is_empty()
+                        && echoes == 0
                         && through.0 < cursor.0.saturating_add(SYNC_CURSOR_LAG_MAX)))
             {
                 p.report.cursor = cursor;

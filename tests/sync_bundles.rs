@@ -399,6 +399,7 @@ fn hand_batch(source: StoreId, vs: &VolumeSet, events: Vec<Event>) -> Batch {
         records,
         origins: Default::default(),
         cursors: Vec::new(),
+        echoes: 0,
     }
 }
 

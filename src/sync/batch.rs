@@ -39,6 +39,9 @@ pub struct Batch {
     /// the receiver (a record that reached it through a third store is not sent again
     /// when it syncs with the store that wrote it).
     pub cursors: Vec<(StoreId, Lsn)>,
+    /// Records of the range that the source left out because they came from the
+    /// receiver: the receiver holds them, and may move its cursor past them.
+    pub echoes: u64,
 }
 
 impl Batch {
@@ -105,6 +108,7 @@ struct BundleHeader {
     through: Lsn,
     records: u64,
     cursors: Vec<(StoreId, Lsn)>,
+    echoes: u64,
 }
 
 /// Encodes a batch as bundle bytes.
@@ -116,6 +120,7 @@ pub fn encode_bundle(batch: &Batch) -> Result<Vec<u8>> {
         through: batch.through,
         records: batch.records.len() as u64,
         cursors: batch.cursors.clone(),
+        echoes: batch.echoes,
     })?;
     assert!(
         header.len() <= HEADER_BYTES_MAX,
@@ -253,6 +258,7 @@ pub fn decode_bundle(file: &Path, b: &[u8]) -> Result<Batch> {
         records,
         origins,
         cursors: header.cursors,
+        echoes: header.echoes,
     };
     batch
         .check()

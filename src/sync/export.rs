@@ -206,11 +206,12 @@ fn retain_origins(records: &[(Lsn, Envelope)], origins: &mut BTreeMap<Lsn, Store
 
 /// Prepares records for the store `dest`: drops what came from it, conflicts addressed to
 /// others, and edits made before `dest`'s own last edit of the same object.
+/// Returns how many records came from `dest` (left out as echoes).
 pub(crate) fn strip_for(
     records: &mut Vec<(Lsn, Envelope)>,
     origins: &mut BTreeMap<Lsn, StoreId>,
     dest: StoreId,
-) {
+) -> u64 {
     let mut barriers: Map<Obj, Lsn> = Map::default();
     for (lsn, env) in records.iter() {
         if origins.get(lsn) == Some(&dest) {
@@ -220,8 +221,10 @@ pub(crate) fn strip_for(
         }
     }
     let before = |lsn: Lsn, o: Obj| barriers.get(&o).is_some_and(|b| lsn < *b);
+    let mut echoes = 0;
     records.retain_mut(|(lsn, env)| {
         if origins.get(lsn) == Some(&dest) {
+            echoes += 1;
             return false;
         }
         match &mut env.event {
@@ -245,4 +248,5 @@ pub(crate) fn strip_for(
         }
     });
     retain_origins(records, origins);
+    echoes
 }
