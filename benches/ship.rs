@@ -9,87 +9,28 @@
 //!
 //! `MDSLOG_BENCH_SHIP_RECORDS` overrides the size of the primary (default 1,000,000).
 
+mod common;
+
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{bench_dir, grow, one_volume_set};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use mdslog::ship::{ship, Shipper, StorageTarget};
-use mdslog::{
-    Durability, LogOptions, Snapshot, SnapshotId, Store, StoreOptions, Timestamp, VolumeSetId,
-};
+use mdslog::{Store, StoreOptions};
 
 /// Samples of the big cases (each iteration ships the whole primary).
 const BIG_SAMPLES: usize = 10;
 /// Samples of the 1k-record suffix cases.
 const SMALL_SAMPLES: usize = 30;
 
-fn bench_dir(name: &str) -> PathBuf {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-tmp");
-    std::fs::create_dir_all(&base).unwrap();
-    let d = base.join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
 /// An empty directory (created).
 fn empty_dir(name: &str) -> PathBuf {
     let d = bench_dir(name);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn options(durability: Durability) -> StoreOptions {
-    StoreOptions {
-        log: LogOptions {
-            durability,
-            ..LogOptions::default()
-        },
-        actor: None,
-    }
-}
-
-fn snap(vs: VolumeSetId, parent: Option<SnapshotId>) -> Snapshot {
-    let mut s = Snapshot::new(SnapshotId::random(), vs, parent);
-    s.created = Timestamp::now();
-    s.last_modified = s.created;
-    s.size = 4096;
-    s
-}
-
-/// Extends `tips` round-robin by `n` snapshots, one record each.
-fn grow(store: &Store, vs: VolumeSetId, tips: &mut [SnapshotId], n: usize) {
-    for i in 0..n {
-        let t = i % tips.len();
-        let s = snap(vs, Some(tips[t]));
-        tips[t] = s.id;
-        store.extend_branch(std::slice::from_ref(&s)).unwrap();
-    }
-}
-
-/// A primary (open for writing, buffered) of one volume set with `snapshots` snapshots on
-/// `branches` branches: one record per snapshot, plus the volume set and the store id.
-fn primary(dir: &Path, branches: usize, snapshots: usize) -> (Store, VolumeSetId, Vec<SnapshotId>) {
-    let store = Store::open(dir, options(Durability::Buffered)).unwrap();
-    let vs = store
-        .create_volume_set("bench", "", Default::default(), "", "", "")
-        .unwrap();
-    let root = snap(vs.id, None);
-    store
-        .fork_branch("trunk", std::slice::from_ref(&root))
-        .unwrap();
-    let mut tips = vec![root.id];
-    for b in 1..branches {
-        let s = snap(vs.id, Some(root.id));
-        tips.push(s.id);
-        store
-            .fork_branch(&format!("branch-{b:04}"), std::slice::from_ref(&s))
-            .unwrap();
-    }
-    grow(&store, vs.id, &mut tips, snapshots.saturating_sub(branches));
-    store.flush().unwrap();
-    (store, vs.id, tips)
 }
 
 /// The primary's segment files, in order.
@@ -156,7 +97,7 @@ fn ship_benches(c: &mut Criterion) {
         .unwrap_or(1_000_000);
     let pdir = bench_dir("ship-primary");
     let t = Instant::now();
-    let (src, vs, mut tips) = primary(&pdir, 100, n);
+    let (src, vs, mut tips) = one_volume_set(&pdir, 100, n);
     let records = src.durable_lsn().0;
     let files = segment_files(&pdir);
     let file_bytes: u64 = files

@@ -5,81 +5,21 @@
 //!
 //! `MDSLOG_BENCH_SYNC_SNAPSHOTS` overrides the size of the big case (default 100,000).
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{bench_dir, grow, one_volume_set, options};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mdslog::sync::{sync, SyncMode};
-use mdslog::{
-    Durability, LogOptions, Snapshot, SnapshotId, Store, StoreOptions, Timestamp, VolumeSetId,
-};
-
-fn bench_dir(name: &str) -> PathBuf {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-tmp");
-    std::fs::create_dir_all(&base).unwrap();
-    let d = base.join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn options(durability: Durability) -> StoreOptions {
-    StoreOptions {
-        log: LogOptions {
-            durability,
-            ..LogOptions::default()
-        },
-        actor: None,
-    }
-}
-
-fn snap(vs: VolumeSetId, parent: Option<SnapshotId>) -> Snapshot {
-    let mut s = Snapshot::new(SnapshotId::random(), vs, parent);
-    s.created = Timestamp::now();
-    s.last_modified = s.created;
-    s.size = 4096;
-    s.name = "nightly".into();
-    s
-}
-
-/// Extends `tips` round-robin by `n` snapshots, one record each.
-fn grow(store: &Store, vs: VolumeSetId, tips: &mut [SnapshotId], n: usize) {
-    for i in 0..n {
-        let t = i % tips.len();
-        let s = snap(vs, Some(tips[t]));
-        tips[t] = s.id;
-        store.extend_branch(std::slice::from_ref(&s)).unwrap();
-    }
-}
-
-/// A source store with one volume set of `snapshots` snapshots on `branches` branches.
-fn source(dir: &Path, branches: usize, snapshots: usize) -> (Store, VolumeSetId, Vec<SnapshotId>) {
-    let store = Store::open(dir, options(Durability::Buffered)).unwrap();
-    let vs = store
-        .create_volume_set("bench", "", Default::default(), "", "", "")
-        .unwrap();
-    let root = snap(vs.id, None);
-    store
-        .fork_branch("trunk", std::slice::from_ref(&root))
-        .unwrap();
-    let mut tips = vec![root.id];
-    for b in 1..branches {
-        let s = snap(vs.id, Some(root.id));
-        tips.push(s.id);
-        store
-            .fork_branch(&format!("branch-{b:04}"), std::slice::from_ref(&s))
-            .unwrap();
-    }
-    grow(&store, vs.id, &mut tips, snapshots.saturating_sub(branches));
-    store.flush().unwrap();
-    (store, vs.id, tips)
-}
+use mdslog::{Durability, Store};
 
 fn big(c: &mut Criterion) {
     let n: usize = std::env::var("MDSLOG_BENCH_SYNC_SNAPSHOTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let (src, vs, _) = source(&bench_dir("sync-src-big"), 100, n);
+    let (src, vs, _) = one_volume_set(&bench_dir("sync-src-big"), 100, n);
     let records = src.durable_lsn().0;
     let mut g = c.benchmark_group("sync");
     g.sample_size(10);
@@ -105,7 +45,7 @@ fn big(c: &mut Criterion) {
 }
 
 fn small(c: &mut Criterion) {
-    let (src, vs, mut tips) = source(&bench_dir("sync-src-small"), 10, 10_000);
+    let (src, vs, mut tips) = one_volume_set(&bench_dir("sync-src-small"), 10, 10_000);
     let dst = Store::open(bench_dir("sync-dst-small"), options(Durability::Sync)).unwrap();
     sync(&src, &dst, vs, SyncMode::Both).unwrap();
     let dst_id = dst.store_id().unwrap().unwrap();
