@@ -112,6 +112,21 @@ fn open_and_memory(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("replay", n), |b| {
         b.iter_with_large_drop(|| Store::open_read_only(&dir, StoreOptions::default()).unwrap())
     });
+    // The same store from a checkpoint (of all but the last 1,000 records).
+    {
+        let store = Store::open(&dir, StoreOptions::default()).unwrap();
+        let t = Instant::now();
+        let at = store.checkpoint().unwrap();
+        eprintln!("checkpoint at LSN {at} written in {:.2?}", t.elapsed());
+        store.close().unwrap();
+    }
+    g.bench_function(BenchmarkId::new("from_checkpoint", n), |b| {
+        b.iter_with_large_drop(|| {
+            let s = Store::open_read_only(&dir, StoreOptions::default()).unwrap();
+            assert!(s.opened_from_checkpoint().is_some());
+            s
+        })
+    });
     g.finish();
 }
 

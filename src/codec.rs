@@ -31,6 +31,25 @@ pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<()> {
         .map_err(|e| Error::Encode(e.to_string()))
 }
 
+/// bincode with no size limit, for checkpoint files: their size is what bounds them, and
+/// their digest is checked before they are decoded.
+const CONFIG_UNBOUNDED: bincode::config::Configuration = bincode::config::standard();
+
+/// Encodes a checkpoint payload (no size limit).
+pub fn encode_unbounded<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(value, CONFIG_UNBOUNDED).map_err(|e| Error::Encode(e.to_string()))
+}
+
+/// Decodes a checkpoint payload (no size limit; check its digest first).
+pub fn decode_unbounded<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, CONFIG_UNBOUNDED).map_err(|e| e.to_string())?;
+    if used != bytes.len() {
+        return Err(format!("{} trailing bytes", bytes.len() - used));
+    }
+    Ok(value)
+}
+
 /// The encoded size of a value, without allocating it.
 pub fn encoded_len<T: Serialize>(value: &T) -> Result<usize> {
     let mut w = bincode::enc::write::SizeWriter::default();

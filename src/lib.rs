@@ -91,6 +91,7 @@
 //! ```
 
 pub mod api;
+pub mod checkpoint;
 pub mod codec;
 pub mod error;
 pub mod event;

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use crate::error::{Error, Result};
@@ -52,6 +52,11 @@ pub struct Store {
     write: Mutex<()>,
     options: StoreOptions,
     poisoned: AtomicBool,
+    checkpoint_warnings: Vec<String>,
+    opened_from_checkpoint: Option<Lsn>,
+    /// Write a checkpoint once this many records follow the last one (0: never).
+    checkpoint_every: AtomicU64,
+    last_checkpoint: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -76,11 +81,19 @@ const REPLAY_QUEUE_BATCHES: usize = 8;
 ///
 /// Decoding and applying are about equally expensive, so they run on two threads: this
 /// one reads and decodes, a helper applies, connected by a small bounded queue.
-fn replay(log: &Log, until: Option<Lsn>) -> Result<State> {
+fn replay(log: &Log, until: Option<Lsn>, start: Option<State>) -> Result<State> {
     let until = until.unwrap_or(Lsn(u64::MAX));
-    let mut state = State::new();
+    let from_start = start.is_none();
+    let mut state = start.unwrap_or_default();
+    let from = state.applied_lsn().next();
     // Most records add a snapshot: size the table once instead of growing it repeatedly.
-    state.reserve_snapshots(log.durable_lsn().0.min(until.0).min(1 << 26) as usize);
+    state.reserve_snapshots(
+        log.durable_lsn()
+            .0
+            .min(until.0)
+            .saturating_sub(from.0)
+            .min(1 << 26) as usize,
+    );
     let (tx, rx) = crossbeam_channel::bounded::<Vec<(Lsn, Envelope)>>(REPLAY_QUEUE_BATCHES);
     std::thread::scope(|scope| {
         let applier = scope.spawn(move || {
@@ -92,10 +105,10 @@ fn replay(log: &Log, until: Option<Lsn>) -> Result<State> {
             state
         });
         let decoded = (|| {
-            let mut it = if until == Lsn(u64::MAX) {
+            let mut it = if until == Lsn(u64::MAX) && from_start {
                 log.iter_recovered()
             } else {
-                log.iter_from(Lsn(1))
+                log.iter_from(from)
             };
             let mut batch = Vec::with_capacity(REPLAY_BATCH_RECORDS);
             while let Some(r) = it.next_record()? {
@@ -124,6 +137,19 @@ fn replay(log: &Log, until: Option<Lsn>) -> Result<State> {
     })
 }
 
+/// The blake3 of the payload of the log's record at `lsn` (zeros at LSN 0), for matching a
+/// checkpoint to the log it was made from.
+fn record_digest(log: &Log, lsn: Lsn) -> Option<[u8; 32]> {
+    if lsn == Lsn::ZERO {
+        return Some([0; 32]);
+    }
+    let mut it = log.iter_from(lsn);
+    match it.next_record() {
+        Ok(Some(r)) if r.lsn == lsn => Some(*blake3::hash(r.payload).as_bytes()),
+        _ => None,
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) a store in `dir` for writing: takes the lock, recovers
     /// the log and replays it.
@@ -146,13 +172,22 @@ impl Store {
     }
 
     fn from_log(log: Log, options: StoreOptions) -> Result<Store> {
-        let state = replay(&log, None)?;
+        let (start, checkpoint_warnings) =
+            crate::checkpoint::load_newest(&**log.storage(), log.durable_lsn(), &|lsn| {
+                record_digest(&log, lsn)
+            })?;
+        let checkpoint_lsn = start.as_ref().map(|s| s.applied_lsn());
+        let state = replay(&log, None, start)?;
         let store = Store {
             log,
             state: RwLock::new(state),
             write: Mutex::new(()),
             options,
             poisoned: AtomicBool::new(false),
+            checkpoint_warnings,
+            opened_from_checkpoint: checkpoint_lsn,
+            checkpoint_every: AtomicU64::new(0),
+            last_checkpoint: AtomicU64::new(checkpoint_lsn.unwrap_or(Lsn::ZERO).0),
         };
         if store.log.is_writable() {
             // A store has an identity from its first writable open (sync cursors name
@@ -168,6 +203,52 @@ impl Store {
             })?;
         }
         Ok(store)
+    }
+
+    /// Writes a checkpoint of the durable state now (atomically, durably; the two newest
+    /// are kept). Opening the store later replays only the log after it. Returns its LSN.
+    /// Writers wait while the state is serialized.
+    pub fn checkpoint(&self) -> Result<Lsn> {
+        if !self.log.is_writable() {
+            return Err(Error::ReadOnly);
+        }
+        let st = self.read()?;
+        let digest = record_digest(&self.log, st.applied_lsn()).ok_or_else(|| {
+            Error::InvalidArgument("the log has no record at the state's LSN".into())
+        })?;
+        let (lsn, _) = crate::checkpoint::write(&**self.log.storage(), &st, digest)?;
+        self.last_checkpoint.store(lsn.0, Ordering::Release);
+        Ok(lsn)
+    }
+
+    /// Writes a checkpoint automatically once `records` records follow the last one
+    /// (`None`: only on request, the default).
+    pub fn set_checkpoint_every(&self, records: Option<u64>) {
+        self.checkpoint_every
+            .store(records.unwrap_or(0), Ordering::Release);
+    }
+
+    /// Writes a checkpoint if the automatic interval has passed.
+    fn maybe_checkpoint(&self, lsn: Lsn) -> Result<()> {
+        let every = self.checkpoint_every.load(Ordering::Acquire);
+        if every > 0 && lsn.0 >= self.last_checkpoint.load(Ordering::Acquire) + every {
+            // Claim it, so concurrent writers do not all write one.
+            let last = self.last_checkpoint.swap(lsn.0, Ordering::AcqRel);
+            if lsn.0 >= last + every {
+                self.checkpoint()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The checkpoints the open skipped, and why (damaged, another version, another log).
+    pub fn checkpoint_warnings(&self) -> &[String] {
+        &self.checkpoint_warnings
+    }
+
+    /// The LSN of the checkpoint the open started from (`None`: a full replay).
+    pub fn opened_from_checkpoint(&self) -> Option<Lsn> {
+        self.opened_from_checkpoint
     }
 
     /// What log recovery found when this store was opened.
@@ -276,7 +357,10 @@ impl Store {
             (ticket, out)
         };
         match self.log.wait(ticket.0) {
-            Ok(_) => Ok(ticket.1),
+            Ok(range) => {
+                self.maybe_checkpoint(range.last)?;
+                Ok(ticket.1)
+            }
             Err(e) => {
                 // The projections hold a record the disk may not: refuse everything until reopened.
                 self.poisoned.store(true, Ordering::Release);
@@ -605,7 +689,7 @@ impl Store {
 
     /// A read-only state as of a past LSN, replayed from the log.
     pub fn as_of(&self, lsn: Lsn) -> Result<State> {
-        replay(&self.log, Some(lsn.min(self.durable_lsn())))
+        replay(&self.log, Some(lsn.min(self.durable_lsn())), None)
     }
 
     /// A read-only state as of a wall-clock time: every record stamped at or before it.

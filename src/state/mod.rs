@@ -13,6 +13,8 @@ pub(crate) mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::{Envelope, Event, NewBranch};
 use crate::log::Lsn;
 use crate::model::{
@@ -27,7 +29,7 @@ pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::Rand
 pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// Per volume set: the stored fields plus the indexes of what it holds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct VsRow {
     pub vs: VolumeSet,
     /// Snapshot ids in insertion order.
@@ -40,7 +42,7 @@ pub(crate) struct VsRow {
 }
 
 /// Rarely set snapshot fields, boxed so a plain snapshot stays small.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SnapText {
     pub name: String,
     pub description: String,
@@ -99,7 +101,7 @@ impl SnapText {
 }
 
 /// One snapshot in memory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SnapRow {
     pub volume_set: VolumeSetId,
     pub parent: Option<SnapshotId>,
@@ -116,7 +118,7 @@ pub(crate) struct SnapRow {
 /// Snapshots by id: rows in a dense arena, with a hash index of 20-byte entries. A hash
 /// table of whole rows would round its capacity up to a power of two and waste up to half
 /// of 1M rows' worth of memory; the arena grows by exactly what is added.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct SnapTable {
     index: Map<SnapshotId, u32>,
     rows: Vec<Option<SnapRow>>,
@@ -179,15 +181,16 @@ impl std::ops::Index<&SnapshotId> for SnapTable {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct BranchRow {
     pub volume_set: VolumeSetId,
     pub name: String,
     pub tip: SnapshotId,
 }
 
-/// The whole in-memory state as of [`State::applied_lsn`].
-#[derive(Debug, Clone, Default)]
+/// The whole in-memory state as of [`State::applied_lsn`]. Serializable for checkpoints
+/// (`crate::checkpoint`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
     applied: Lsn,
     pub(crate) volume_sets: Map<VolumeSetId, VsRow>,

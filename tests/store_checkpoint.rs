@@ -1,0 +1,164 @@
+//! Checkpoints: the open starts from the newest valid one and replays only the log after
+//! it; a damaged, foreign or too-new checkpoint is ignored with a warning, never loaded.
+
+mod store_support;
+
+use mdslog::*;
+use store_support::*;
+
+fn grow(store: &Store, vs: VolumeSetId, tip: &mut SnapshotId, n: usize) {
+    for _ in 0..n {
+        let mut s = snap(vs, Some(*tip));
+        s.name = format!("s{}", tip.0.as_u128() % 1000);
+        store.extend_branch(std::slice::from_ref(&s)).unwrap();
+        *tip = s.id;
+    }
+}
+
+fn checkpoints(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ckpt"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A store with history, a checkpoint, then more history.
+fn store_with_checkpoint() -> (tempfile::TempDir, Lsn, CanonicalDumpPair) {
+    let (dir, store) = open();
+    let vs = new_vs(&store, "db");
+    let root = snap(vs.id, None);
+    store
+        .fork_branch("master", std::slice::from_ref(&root))
+        .unwrap();
+    let mut tip = root.id;
+    grow(&store, vs.id, &mut tip, 50);
+    let at = store.checkpoint().unwrap();
+    let at_dump = store.canonical_dump().unwrap();
+    grow(&store, vs.id, &mut tip, 30);
+    store.rename_branch(vs.id, "master", "main").unwrap();
+    let end_dump = store.canonical_dump().unwrap();
+    store.close().unwrap();
+    (dir, at, (at_dump, end_dump))
+}
+
+type CanonicalDumpPair = (
+    mdslog::state::query::CanonicalDump,
+    mdslog::state::query::CanonicalDump,
+);
+
+#[test]
+fn open_starts_from_the_checkpoint_and_replays_the_rest() {
+    let (dir, at, (at_dump, end_dump)) = store_with_checkpoint();
+    assert_eq!(checkpoints(dir.path()).len(), 1);
+    let store = reopen(&dir);
+    assert_eq!(store.opened_from_checkpoint(), Some(at));
+    assert!(store.checkpoint_warnings().is_empty());
+    assert_eq!(store.canonical_dump().unwrap(), end_dump);
+    // History and time travel still come from the log.
+    assert_eq!(store.as_of(at).unwrap().canonical_dump(), at_dump);
+    // A read-only open uses it too.
+    drop(store);
+    let ro = Store::open_read_only(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(ro.opened_from_checkpoint(), Some(at));
+    assert_eq!(ro.canonical_dump().unwrap(), end_dump);
+}
+
+#[test]
+fn a_damaged_checkpoint_is_ignored_with_a_warning() {
+    let (dir, _, (_, end_dump)) = store_with_checkpoint();
+    let path = checkpoints(dir.path()).pop().unwrap();
+    let mut b = std::fs::read(&path).unwrap();
+    let n = b.len();
+    for at in [0, 20, 100, n / 2, n - 1] {
+        let keep = b[at];
+        b[at] ^= 0x10;
+        std::fs::write(&path, &b).unwrap();
+        let store = reopen(&dir);
+        assert_eq!(store.opened_from_checkpoint(), None, "byte {at}");
+        assert_eq!(store.checkpoint_warnings().len(), 1, "byte {at}");
+        assert_eq!(store.canonical_dump().unwrap(), end_dump, "byte {at}");
+        drop(store);
+        b[at] = keep;
+    }
+    // Truncated.
+    std::fs::write(&path, &b[..n / 3]).unwrap();
+    let store = reopen(&dir);
+    assert_eq!(store.opened_from_checkpoint(), None);
+    assert_eq!(store.canonical_dump().unwrap(), end_dump);
+}
+
+#[test]
+fn an_older_checkpoint_serves_when_the_newest_is_damaged() {
+    let (dir, first, (_, _)) = store_with_checkpoint();
+    let store = reopen(&dir);
+    let second = store.checkpoint().unwrap();
+    assert!(second > first);
+    let end = store.canonical_dump().unwrap();
+    drop(store);
+    let all = checkpoints(dir.path());
+    assert_eq!(all.len(), 2);
+    let newest = all.last().unwrap();
+    let mut b = std::fs::read(newest).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 1;
+    std::fs::write(newest, &b).unwrap();
+    let store = reopen(&dir);
+    assert_eq!(store.opened_from_checkpoint(), Some(first));
+    assert_eq!(store.checkpoint_warnings().len(), 1);
+    assert_eq!(store.canonical_dump().unwrap(), end);
+}
+
+#[test]
+fn a_checkpoint_of_another_log_is_never_loaded() {
+    // Same LSNs, different records: the checkpoint names the record it was made after.
+    let (dir, at, (_, end_dump)) = store_with_checkpoint();
+    let (other_dir, other) = open();
+    let vs = new_vs(&other, "other");
+    let root = snap(vs.id, None);
+    other.fork_branch("x", std::slice::from_ref(&root)).unwrap();
+    let mut tip = root.id;
+    grow(&other, vs.id, &mut tip, 50);
+    let other_at = other.checkpoint().unwrap();
+    assert_eq!(other_at, at);
+    drop(other);
+    for p in checkpoints(dir.path()) {
+        std::fs::remove_file(p).unwrap();
+    }
+    for p in checkpoints(other_dir.path()) {
+        std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let store = reopen(&dir);
+    assert_eq!(store.opened_from_checkpoint(), None);
+    assert_eq!(
+        store.checkpoint_warnings().len(),
+        1,
+        "{:?}",
+        store.checkpoint_warnings()
+    );
+    assert_eq!(store.canonical_dump().unwrap(), end_dump);
+}
+
+#[test]
+fn automatic_checkpoints_keep_the_two_newest() {
+    let (dir, store) = open();
+    store.set_checkpoint_every(Some(20));
+    let vs = new_vs(&store, "db");
+    let root = snap(vs.id, None);
+    store
+        .fork_branch("master", std::slice::from_ref(&root))
+        .unwrap();
+    let mut tip = root.id;
+    grow(&store, vs.id, &mut tip, 100);
+    let cps = checkpoints(dir.path());
+    assert_eq!(cps.len(), 2, "{cps:?}");
+    let end = store.canonical_dump().unwrap();
+    let last = store.durable_lsn();
+    drop(store);
+    let store = reopen(&dir);
+    let from = store.opened_from_checkpoint().unwrap();
+    assert!(from.0 + 20 >= last.0, "{from} {last}");
+    assert_eq!(store.canonical_dump().unwrap(), end);
+}
