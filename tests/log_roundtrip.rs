@@ -84,9 +84,9 @@ fn sim_storage_round_trip_with_batches() {
     assert_eq!(log.iter_from(Lsn(1)).count() as u64, last.0);
 }
 
-/// Iterators remember where they found every 1024th record; later iterators start there.
-/// Reading from any LSN must give the same records with or without those places, in a
-/// big active segment, in sealed ones, and after the active one is sealed.
+/// Iterators remember where they stopped; later iterators start from the nearest such
+/// place. Reading from any LSN must give the same records with or without those places,
+/// in a big active segment, in sealed ones, and after the active one is sealed.
 #[test]
 fn reading_from_remembered_places_gives_the_same_records() {
     let dir = tempfile::tempdir().unwrap();

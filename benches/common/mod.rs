@@ -75,3 +75,25 @@ pub fn one_volume_set(
     store.flush().unwrap();
     (store, vs.id, tips)
 }
+
+/// The name `one_volume_set` gives branch `b` (0 is "trunk"); the SQLite fixture of
+/// `benches/sqlite.rs` uses the same names.
+pub fn branch_name(b: usize) -> String {
+    if b == 0 {
+        "trunk".to_string()
+    } else {
+        format!("branch-{b:04}")
+    }
+}
+
+/// A chain of `n` new snapshots on `parent`, oldest first (one `extend_branch` record).
+pub fn chain(vs: VolumeSetId, parent: SnapshotId, n: usize) -> Vec<Snapshot> {
+    let mut v: Vec<Snapshot> = Vec::with_capacity(n);
+    let mut p = parent;
+    for _ in 0..n {
+        let s = snap(vs, Some(p));
+        p = s.id;
+        v.push(s);
+    }
+    v
+}

@@ -5,10 +5,10 @@
 //! reads of its durable prefix. Every frame's checksum and LSN is checked again on the
 //! way out: bytes on disk can rot after recovery.
 //!
-//! Iterators remember where they found every [`HINT_EVERY_RECORDS`]th record
-//! ([`SeekHints`], shared by one log's iterators), so a later iterator starts near its
-//! first LSN instead of at the start of its segment: the cost of reading a short suffix
-//! (a sync, a follower) does not grow with the segment.
+//! An iterator remembers where it stopped ([`SeekHints`], shared by one log's iterators,
+//! at most [`HINTS_MAX`] places), so a later iterator that starts there (the next suffix a
+//! sync or a follower reads) skips the rest of its segment: the cost of reading a short
+//! suffix does not grow with the segment.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -45,8 +45,8 @@ impl RecordRef<'_> {
     }
 }
 
-/// Records whose place iterators remember: one in this many.
-pub const HINT_EVERY_RECORDS: u64 = 1024;
+/// Most places remembered per log.
+pub const HINTS_MAX: usize = 4096;
 
 /// Where some records start: LSN → (segment, byte offset of its frame). Bytes before the
 /// durable end never change while a log is open, so a place stays right; a read-only
@@ -65,6 +65,10 @@ impl SeekHints {
     fn remember(&self, lsn: Lsn, segment: SegmentId, offset: u64) {
         let mut p = self.places.lock().unwrap_or_else(|e| e.into_inner());
         p.insert(lsn, (segment, offset));
+        // Bounded: the oldest places go first (readers of suffixes want recent ones).
+        while p.len() > HINTS_MAX {
+            p.pop_first();
+        }
     }
 
     pub(crate) fn clear(&self) {
@@ -269,9 +273,6 @@ impl LogIter {
                             found: f.lsn,
                         }));
                     }
-                    if f.lsn.0 % HINT_EVERY_RECORDS == 0 {
-                        self.hints.remember(f.lsn, seg.id, (base + at) as u64);
-                    }
                     self.pos += f.frame_bytes;
                     self.next = self.next.next();
                     if f.lsn >= self.from {
@@ -315,6 +316,20 @@ fn active_damage(bytes: &[u8], at: usize, seg: SegmentId, base: usize) -> Corrup
     }
     CorruptionKind::TornTail {
         bytes: (bytes.len() - at) as u64,
+    }
+}
+
+impl Drop for LogIter {
+    /// Remembers where the next record would start: the next reader of a suffix (a sync
+    /// export, a follower's refresh) usually starts right there. Kept out of the per-record
+    /// path, where it would slow a full replay.
+    fn drop(&mut self) {
+        if self.bytes.is_some() && !self.done {
+            if let Some(seg) = self.segments.get(self.idx) {
+                self.hints
+                    .remember(self.next, seg.id, (self.base + self.pos) as u64);
+            }
+        }
     }
 }
 

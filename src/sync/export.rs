@@ -72,10 +72,10 @@ pub(crate) fn collect(log: &Log, vs: VolumeSetId, after: Lsn, through: Lsn) -> R
     // The store the next `n` records came from (a `SyncApplied` header's count).
     let mut from: Option<(StoreId, u64)> = None;
     let mut it = log.iter_from(after.next());
-    while let Some(r) = it.next_record()? {
-        if r.lsn > through {
-            break;
-        }
+    // Stop before reading past `through`: the iterator remembers where it stopped, which
+    // is where the next export starts.
+    while it.next_lsn() <= through {
+        let Some(r) = it.next_record()? else { break };
         let origin = match &mut from {
             Some((peer, n)) if *n > 0 => {
                 *n -= 1;
