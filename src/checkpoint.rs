@@ -84,18 +84,18 @@ pub fn write(storage: &dyn Storage, state: &State, last_record: [u8; 32]) -> Res
     }
     storage.rename(&tmp, &name).map_err(io("rename", &name))?;
     storage.sync_dir().map_err(io("sync directory", "."))?;
+    // Best effort from here: the new checkpoint is in place whatever happens to the old
+    // ones and to temporary files a crash left (the next checkpoint tries again).
     for (_, old) in list(storage)?.into_iter().skip(CHECKPOINTS_KEPT) {
-        storage.remove(&old).map_err(io("remove", &old))?;
+        let _ = storage.remove(&old);
     }
-    // Temporary files of checkpoints a crash interrupted.
-    let names = storage
-        .list()
-        .map_err(|e| Error::io("list", storage.location().to_path_buf(), e))?;
-    for n in names
-        .iter()
-        .filter(|n| n.starts_with("checkpoint-") && n.ends_with(".ckpt.tmp"))
-    {
-        storage.remove(n).map_err(io("remove", n))?;
+    if let Ok(names) = storage.list() {
+        for n in names
+            .iter()
+            .filter(|n| n.starts_with("checkpoint-") && n.ends_with(".ckpt.tmp"))
+        {
+            let _ = storage.remove(n);
+        }
     }
     Ok((lsn, bytes.len() as u64))
 }

@@ -57,6 +57,7 @@ pub struct Store {
     /// Write a checkpoint once this many records follow the last one (0: never).
     checkpoint_every: AtomicU64,
     last_checkpoint: AtomicU64,
+    checkpoint_error: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -188,6 +189,7 @@ impl Store {
             opened_from_checkpoint: checkpoint_lsn,
             checkpoint_every: AtomicU64::new(0),
             last_checkpoint: AtomicU64::new(checkpoint_lsn.unwrap_or(Lsn::ZERO).0),
+            checkpoint_error: Mutex::new(None),
         };
         if store.log.is_writable() {
             // A store has an identity from its first writable open (sync cursors name
@@ -228,17 +230,30 @@ impl Store {
             .store(records.unwrap_or(0), Ordering::Release);
     }
 
-    /// Writes a checkpoint if the automatic interval has passed.
-    fn maybe_checkpoint(&self, lsn: Lsn) -> Result<()> {
+    /// Writes a checkpoint if the automatic interval has passed. A failure does not fail
+    /// the mutation that triggered it (that one is durable): it is kept for
+    /// [`Store::last_checkpoint_error`], and the next interval tries again.
+    fn maybe_checkpoint(&self, lsn: Lsn) {
         let every = self.checkpoint_every.load(Ordering::Acquire);
         if every > 0 && lsn.0 >= self.last_checkpoint.load(Ordering::Acquire) + every {
             // Claim it, so concurrent writers do not all write one.
             let last = self.last_checkpoint.swap(lsn.0, Ordering::AcqRel);
             if lsn.0 >= last + every {
-                self.checkpoint()?;
+                let outcome = self.checkpoint().err().map(|e| e.to_string());
+                *self
+                    .checkpoint_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = outcome;
             }
         }
-        Ok(())
+    }
+
+    /// Why the last automatic checkpoint failed, if it did.
+    pub fn last_checkpoint_error(&self) -> Option<String> {
+        self.checkpoint_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The checkpoints the open skipped, and why (damaged, another version, another log).
@@ -358,7 +373,7 @@ impl Store {
         };
         match self.log.wait(ticket.0) {
             Ok(range) => {
-                self.maybe_checkpoint(range.last)?;
+                self.maybe_checkpoint(range.last);
                 Ok(ticket.1)
             }
             Err(e) => {

@@ -162,3 +162,28 @@ fn automatic_checkpoints_keep_the_two_newest() {
     assert!(from.0 + 20 >= last.0, "{from} {last}");
     assert_eq!(store.canonical_dump().unwrap(), end);
 }
+
+/// An automatic checkpoint that fails does not fail the (durable) mutation that
+/// triggered it: the error is kept, and the store goes on.
+#[test]
+fn a_failed_automatic_checkpoint_does_not_fail_the_mutation() {
+    let (dir, store) = open();
+    let vs = new_vs(&store, "db");
+    let next = store.durable_lsn().next();
+    // A directory where the checkpoint's temporary file must go: creating it fails.
+    for k in 0..4 {
+        let name = format!("checkpoint-{:016x}.ckpt.tmp", next.0 + k);
+        std::fs::create_dir(dir.path().join(&name)).unwrap();
+        std::fs::write(dir.path().join(&name).join("x"), b"x").unwrap();
+    }
+    store.set_checkpoint_every(Some(1));
+    let root = snap(vs.id, None);
+    store
+        .fork_branch("master", std::slice::from_ref(&root))
+        .expect("the mutation is durable; only the checkpoint failed");
+    assert!(store.last_checkpoint_error().is_some());
+    assert_eq!(store.get_tip(vs.id, "master").unwrap().id, root.id);
+    let dump = store.canonical_dump().unwrap();
+    drop(store);
+    assert_eq!(reopen(&dir).canonical_dump().unwrap(), dump);
+}
