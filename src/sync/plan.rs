@@ -704,7 +704,7 @@ pub(crate) fn plan(
         let (b, name) = wanted[0].clone();
         let holder = ov.name_holder(&name).expect("stuck only on a held name");
         let here = ov.name_of(b).unwrap_or_default();
-        if let Some(pos) = wanted.iter().position(|(x, _)| *x == holder) {
+        if wanted.iter().any(|(x, _)| *x == holder) {
             // A cycle: the holder steps aside under a temporary name first.
             let holder_name = ov.name_of(holder).unwrap_or_default();
             let temp = clash_name(&holder_name, holder);
@@ -715,7 +715,6 @@ pub(crate) fn plan(
                 new_name: temp.clone(),
             });
             ov.set_name(holder, Some(&holder_name), &temp);
-            let _ = pos;
             continue;
         }
         if resumed.contains(&b) {
