@@ -563,3 +563,20 @@ fn demo_makes_and_extends_its_store() {
     );
     run(&["verify", &d], 0);
 }
+
+#[test]
+fn checkpoint_writes_one_that_the_next_open_starts_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    run(&["volume-set", "create", &d, "db"], 0);
+    let v: Value = serde_json::from_str(&run(&["checkpoint", &d, "--json"], 0)).unwrap();
+    let lsn = v["lsn"].as_u64().unwrap();
+    assert!(std::path::Path::new(v["file"].as_str().unwrap()).is_file());
+    let store = Store::open_read_only(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(store.opened_from_checkpoint(), Some(mdslog::Lsn(lsn)));
+    assert_eq!(store.counts().unwrap().volume_sets, 1);
+    // Not a store: a clear error, nothing created.
+    let missing = dir.path().join("nope").display().to_string();
+    let err = run_err(&["checkpoint", &missing], 2);
+    assert!(err.contains("no store directory"), "{err}");
+}

@@ -271,6 +271,23 @@ pub enum Command {
     )]
     Import(ImportArgs),
 
+    /// Write a checkpoint of the store now.
+    ///
+    /// A checkpoint holds the state as of the last durable record, so the next open
+    /// replays only the log after it (log-format.md §10). It is written to a temporary
+    /// name, fsynced and renamed; the two newest are kept. Takes the writer's lock for
+    /// the moment it runs.
+    #[command(
+        after_help = "Examples:\n  mdslog checkpoint ./store\n  mdslog checkpoint ./store --json"
+    )]
+    Checkpoint {
+        #[command(flatten)]
+        store: StoreDir,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// This store's identity and the sync cursors it holds.
     ///
     /// A cursor says up to which LSN of a peer store's log the records of one volume set

@@ -111,6 +111,7 @@ fn run(cli: Cli) -> CmdResult {
         Command::Export(a) => sync::export(a),
         Command::Import(a) => sync::import(a),
         Command::Cursors { store, json } => sync::cursors(&store.dir, json),
+        Command::Checkpoint { store, json } => scripted::checkpoint(&store.dir, json),
         Command::Ship(a) => ship::ship(&a),
         Command::Follow(a) => ship::follow(&a),
         Command::Status(a) => ship::status(&a),

@@ -560,3 +560,29 @@ fn print_demo_tree(store: &Store, vs: VolumeSetId) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// `mdslog checkpoint DIR`: writes a checkpoint now.
+pub fn checkpoint(dir: &Path, as_json: bool) -> CmdResult {
+    let store = open_writer(dir, "mdslog".into(), false)?;
+    let lsn = store.checkpoint().map_err(|e| Fail::store(e, dir))?;
+    let file = dir.join(mdslog::checkpoint::file_name(lsn));
+    if as_json {
+        #[derive(serde::Serialize)]
+        struct CheckpointJson<'a> {
+            dir: &'a Path,
+            lsn: mdslog::Lsn,
+            file: &'a Path,
+        }
+        json(&CheckpointJson {
+            dir,
+            lsn,
+            file: &file,
+        })?;
+    } else {
+        out(format!(
+            "checkpoint as of LSN {lsn} written: {}",
+            file.display()
+        ));
+    }
+    Ok(EXIT_OK)
+}
