@@ -1081,3 +1081,39 @@ fn bundles_with_ours_on_both_sides_converge_on_the_first_importers_value() {
     assert!(!r.changed_anything() && r.conflicts.is_empty(), "{r:?}");
     assert_eq!(hub.get_volume_set(vs.id).unwrap().description, "from hub");
 }
+
+/// A crafted branch (new, or a move of a known one) that ends on a snapshot the receiver
+/// holds in another volume set is refused, and nothing is written.
+#[test]
+fn a_crafted_branch_ending_in_another_volume_set_is_refused() {
+    let source = StoreId::random();
+    let vs = VolumeSet::new(VolumeSetId::random(), "crafted");
+    let (_d, t, snaps) = receiver_with(source, &vs);
+    let other = new_vs(&t, "other");
+    let os = chain(other.id, None, 1);
+    t.fork_branch("o", &os).unwrap();
+    let main = t.get_branches(&BranchQuery::all(vs.id)).unwrap()[0].id;
+    for event in [
+        Event::ImportBranch(NewBranch {
+            volume_set: vs.id,
+            branch: BranchId::random(),
+            name: "x".into(),
+            snapshots: Vec::new(),
+            tip: os[0].id,
+        }),
+        Event::MoveBranch {
+            volume_set: vs.id,
+            branch: main,
+            old_tip: snaps[1].id,
+            new_tip: os[0].id,
+        },
+    ] {
+        let lsn = t.durable_lsn();
+        let mut b = hand_batch(source, &vs, vec![event]);
+        b.after = Lsn::ZERO;
+        let r = t.apply_batch(&b, Winner::Sender);
+        assert!(matches!(r, Err(Error::BadSyncBatch { .. })), "{r:?}");
+        assert_eq!(t.durable_lsn(), lsn);
+        assert_eq!(t.get_tip(vs.id, "main").unwrap().id, snaps[1].id);
+    }
+}

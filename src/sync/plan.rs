@@ -623,6 +623,21 @@ pub(crate) fn plan(
             }
         }
     }
+    // A branch may end on a snapshot this store already holds (a move, or an import of
+    // a branch at an existing snapshot): it must be one of this volume set.
+    for (b, inc) in &branches {
+        if let Some(row) = st.snapshots.get(&inc.tip) {
+            if row.volume_set != vs_id {
+                return Err(bad(
+                    batch,
+                    format!(
+                        "branch {b} ends on snapshot {}, which belongs to volume set {} here",
+                        inc.tip, row.volume_set
+                    ),
+                ));
+            }
+        }
+    }
     check_no_cycle(&incoming)
         .map_err(|id| bad(batch, format!("the parents of snapshot {id} form a loop")))?;
 
