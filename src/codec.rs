@@ -40,6 +40,13 @@ pub fn encode_unbounded<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     bincode::serde::encode_to_vec(value, CONFIG_UNBOUNDED).map_err(|e| Error::Encode(e.to_string()))
 }
 
+/// Encodes a checkpoint payload (no size limit) into a writer, as it goes.
+pub fn encode_unbounded_into<T: Serialize, W: std::io::Write>(value: &T, w: &mut W) -> Result<u64> {
+    bincode::serde::encode_into_std_write(value, w, CONFIG_UNBOUNDED)
+        .map(|n| n as u64)
+        .map_err(|e| Error::Encode(e.to_string()))
+}
+
 /// Decodes a checkpoint payload (no size limit; check its digest first).
 pub fn decode_unbounded<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
     let (value, used) =

@@ -210,6 +210,13 @@ pub enum Error {
     BushNotFound(SnapshotId),
     #[error("bush rooted at {0} already exists")]
     BushAlreadyExists(SnapshotId),
+    /// A count or size of a call, the store or a bundle over one of the store's limits
+    /// ([`Limit`] says which). What breaks a rule about one object's contents (a name,
+    /// description or attribute too long, too many attributes) is
+    /// [`Error::InvalidArgument`], as the reference has it for bad names; log records and
+    /// batches have their own variants ([`Error::RecordTooLarge`], [`Error::BatchTooLarge`]).
+    #[error("{limit}: {value} is over the limit of {max}{}", limit.hint())]
+    LimitExceeded { limit: Limit, value: u64, max: u64 },
 
     // --- Sync and bundles. ---
     #[error("bundle {}: {problem} (at byte {offset})", file.display())]
@@ -242,6 +249,49 @@ pub enum Error {
         source_store: StoreId,
         reason: String,
     },
+}
+
+/// The limit an [`Error::LimitExceeded`] is about (each names its constant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// Snapshots in one fork, import, extend, update or delete
+    /// (`state::BATCH_SNAPSHOTS_MAX`).
+    SnapshotsPerCall,
+    /// Snapshots in one store (`state::SNAPSHOTS_MAX`).
+    SnapshotsPerStore,
+    /// Bytes of a bundle file (`sync::batch::BUNDLE_BYTES_MAX`).
+    BundleBytes,
+    /// Bytes of a bundle's header, which holds the volume set
+    /// (`sync::batch::BUNDLE_HEADER_BYTES_MAX`).
+    BundleHeaderBytes,
+}
+
+impl Limit {
+    /// What to do about it, as the end of a message (empty when there is nothing to say).
+    fn hint(&self) -> &'static str {
+        match self {
+            Limit::SnapshotsPerCall => "; split the call",
+            Limit::BundleBytes => "; export a shorter suffix (--since)",
+            Limit::BundleHeaderBytes => {
+                "; a volume set with this many attribute bytes syncs in process, not by bundle"
+            }
+            _ => "",
+        }
+    }
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::SnapshotsPerCall => "snapshots in one call",
+            Limit::SnapshotsPerStore => "snapshots in the store",
+            Limit::BundleBytes => "bytes of a bundle",
+            Limit::BundleHeaderBytes => {
+                "bytes of a bundle header (the volume set with its attributes)"
+            }
+        })
+    }
 }
 
 /// What is wrong with a bundle file.

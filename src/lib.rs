@@ -21,6 +21,8 @@
 //! | [`state`] | projections: `apply(record)`, the indexes, every query; `validate` turns a request into an event | touch files |
 //! | [`sync`] | sync between stores: the three-way resolver, batches and bundle files, the receiver's planner (`sync::plan`, pure), the sender's export, the [`sync::Peer`] trait, the driver | touch a store except through `Peer` (the driver) or its public calls (export, apply) |
 //! | [`store`] | `Store`: validate → append → apply; the public API | know bytes |
+//! | [`checkpoint`] | checkpoint files: the projections as of an LSN, streamed out and blake3-checked (`log-format.md` §10) | read the log, or load a file that fails any check |
+//! | [`ship`] | replication by shipping segments: `Shipper`, `follow`, the `ShipTarget` trait | write to the source |
 //! | [`api`] | the original's interface split as traits (`Syncable`, `MetadataStore`, `Client`, `Server`) | |
 //! | [`error`] | the one typed error enum | |
 //!
@@ -40,9 +42,13 @@
 //! 5. Readers see only durable state: a read that finds applied records not yet durable
 //!    waits (at most one group commit) with its read lock held.
 //!
-//! Opening a store recovers the log (cutting a torn tail, failing on real damage) and
-//! replays every record through [`state::State::apply`], which cannot fail: a record is
-//! only ever written after it was validated against the state it is applied to.
+//! Opening a store recovers the log (cutting a torn tail, failing on real damage) and,
+//! on a second thread at the same time, reads the newest checkpoint (digest, version,
+//! decode; the snapshot index is rebuilt on a third thread while the rows decode). The
+//! checkpoint is used only if it is at or before the log's end and names the digest of
+//! the log's record at its LSN; otherwise an older one or LSN 1 is the start. The rest is
+//! replayed through [`state::State::apply`], which cannot fail: a record is only ever
+//! written after it was validated against the state it is applied to.
 //!
 //! ## The life of a sync
 //!
@@ -102,7 +108,7 @@ pub mod state;
 pub mod store;
 pub mod sync;
 
-pub use error::{BundleProblem, Corruption, CorruptionKind, Error, Result};
+pub use error::{BundleProblem, Corruption, CorruptionKind, Error, Limit, Result};
 pub use log::{Durability, Log, LogOptions, Lsn, Record, RecordKind, RecoveryMode, SegmentId};
 pub use model::*;
 pub use store::{BlobBase, SnapshotPair, Store, StoreOptions};

@@ -58,6 +58,9 @@ pub struct Store {
     checkpoint_every: AtomicU64,
     last_checkpoint: AtomicU64,
     checkpoint_error: Mutex<Option<String>>,
+    /// Held while a checkpoint is written: two at once (same LSN, same temporary file)
+    /// would break each other.
+    checkpointing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -138,45 +141,91 @@ fn replay(log: &Log, until: Option<Lsn>, start: Option<State>) -> Result<State> 
     })
 }
 
+/// The actor goes into every record: a name, at most `NAME_BYTES_MAX` bytes, no control
+/// characters (checked before the log is opened).
+fn check_options(options: &StoreOptions) -> Result<()> {
+    if let Some(actor) = &options.actor {
+        crate::model::query::validate_text("actor", actor, crate::model::query::NAME_BYTES_MAX)?;
+    }
+    Ok(())
+}
+
 /// The blake3 of the payload of the log's record at `lsn` (zeros at LSN 0), for matching a
 /// checkpoint to the log it was made from.
-fn record_digest(log: &Log, lsn: Lsn) -> Option<[u8; 32]> {
+fn record_digest(log: &Log, lsn: Lsn) -> Result<Option<[u8; 32]>> {
     if lsn == Lsn::ZERO {
-        return Some([0; 32]);
+        return Ok(Some([0; 32]));
     }
     let mut it = log.iter_from(lsn);
-    match it.next_record() {
-        Ok(Some(r)) if r.lsn == lsn => Some(*blake3::hash(r.payload).as_bytes()),
+    Ok(match it.next_record()? {
+        Some(r) if r.lsn == lsn => Some(*blake3::hash(r.payload).as_bytes()),
         _ => None,
-    }
+    })
 }
 
 impl Store {
     /// Opens (creating if needed) a store in `dir` for writing: takes the lock, recovers
     /// the log and replays it.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
-        let log = Log::open(dir, options.log.clone())?;
-        Store::from_log(log, options)
+        let dir = dir.as_ref();
+        let storage = fs::DirStorage::new(dir, true)
+            .map_err(|e| Error::io("create directory", dir.into(), e))?;
+        Store::open_on(Arc::new(storage), options, true)
     }
 
     /// Opens a store read-only (no lock, no change to any file), beside a live writer or
     /// on a copy. [`Store::refresh`] picks up what a writer made durable since.
     pub fn open_read_only(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
-        let log = Log::open_read_only(dir, options.log.clone())?;
-        Store::from_log(log, options)
+        let dir = dir.as_ref();
+        let storage = fs::DirStorage::new(dir, false)
+            .map_err(|e| Error::io("open directory", dir.into(), e))?;
+        Store::open_on(Arc::new(storage), options, false)
     }
 
     /// Opens a store for writing on any storage (tests use the simulated one).
     pub fn open_with(storage: Arc<dyn fs::Storage>, options: StoreOptions) -> Result<Store> {
-        let log = Log::open_with(storage, options.log.clone())?;
-        Store::from_log(log, options)
+        Store::open_on(storage, options, true)
     }
 
-    fn from_log(log: Log, options: StoreOptions) -> Result<Store> {
-        let (start, checkpoint_warnings) =
-            crate::checkpoint::load_newest(&**log.storage(), log.durable_lsn(), &|lsn| {
-                record_digest(&log, lsn)
-            })?;
+    /// Recovers the log and, on a second thread at the same time, reads the newest
+    /// checkpoint; then checks the checkpoint against the log and replays the rest.
+    fn open_on(
+        storage: Arc<dyn fs::Storage>,
+        options: StoreOptions,
+        writable: bool,
+    ) -> Result<Store> {
+        check_options(&options)?;
+        let cancel = AtomicBool::new(false);
+        let (log, prefetched) = std::thread::scope(|scope| {
+            let reader = std::thread::Builder::new()
+                .name("mdslog-checkpoint".into())
+                .spawn_scoped(scope, || crate::checkpoint::prefetch(&*storage, &cancel));
+            let log = if writable {
+                Log::open_with(storage.clone(), options.log.clone())
+            } else {
+                Log::open_read_only_with(storage.clone(), options.log.clone())
+            };
+            if log.is_err() {
+                cancel.store(true, Ordering::Release);
+            }
+            // No thread, or it died: load_newest reads the files itself.
+            let prefetched = reader.ok().and_then(|h| h.join().ok()).flatten();
+            (log, prefetched)
+        });
+        Store::from_log(log?, options, prefetched)
+    }
+
+    fn from_log(
+        log: Log,
+        options: StoreOptions,
+        prefetched: Option<crate::checkpoint::Prefetched>,
+    ) -> Result<Store> {
+        let (start, checkpoint_warnings) = crate::checkpoint::load_newest(
+            &**log.storage(),
+            log.durable_lsn(),
+            &|lsn| record_digest(&log, lsn),
+            prefetched,
+        )?;
         let checkpoint_lsn = start.as_ref().map(|s| s.applied_lsn());
         let state = replay(&log, None, start)?;
         let store = Store {
@@ -190,6 +239,7 @@ impl Store {
             checkpoint_every: AtomicU64::new(0),
             last_checkpoint: AtomicU64::new(checkpoint_lsn.unwrap_or(Lsn::ZERO).0),
             checkpoint_error: Mutex::new(None),
+            checkpointing: Mutex::new(()),
         };
         if store.log.is_writable() {
             // A store has an identity from its first writable open (sync cursors name
@@ -209,16 +259,27 @@ impl Store {
 
     /// Writes a checkpoint of the durable state now (atomically, durably; the two newest
     /// are kept). Opening the store later replays only the log after it. Returns its LSN.
-    /// Writers wait while the state is serialized.
+    /// Writers wait while the state is encoded (not during the fsync).
     pub fn checkpoint(&self) -> Result<Lsn> {
         if !self.log.is_writable() {
             return Err(Error::ReadOnly);
         }
-        let st = self.read()?;
-        let digest = record_digest(&self.log, st.applied_lsn()).ok_or_else(|| {
-            Error::InvalidArgument("the log has no record at the state's LSN".into())
-        })?;
-        let (lsn, _) = crate::checkpoint::write(&**self.log.storage(), &st, digest)?;
+        let _one = self.checkpointing.lock().unwrap_or_else(|e| e.into_inner());
+        self.write_checkpoint()
+    }
+
+    /// Writes a checkpoint; the caller holds `checkpointing`.
+    fn write_checkpoint(&self) -> Result<Lsn> {
+        let pending = {
+            // Writers wait while the state is encoded (into the page cache), not during
+            // the fsync.
+            let st = self.read()?;
+            let digest = record_digest(&self.log, st.applied_lsn())?.ok_or_else(|| {
+                Error::InvalidArgument("the log has no record at the state's LSN".into())
+            })?;
+            crate::checkpoint::begin(&**self.log.storage(), &st, digest)?
+        };
+        let (lsn, _) = pending.finish(&**self.log.storage())?;
         self.last_checkpoint.store(lsn.0, Ordering::Release);
         Ok(lsn)
     }
@@ -239,7 +300,14 @@ impl Store {
             // Claim it, so concurrent writers do not all write one.
             let last = self.last_checkpoint.swap(lsn.0, Ordering::AcqRel);
             if lsn.0 >= last + every {
-                let outcome = self.checkpoint().err().map(|e| e.to_string());
+                // One in progress already: the next interval tries again (a writer never
+                // waits for another's checkpoint).
+                let _one = match self.checkpointing.try_lock() {
+                    Ok(g) => g,
+                    Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => return,
+                };
+                let outcome = self.write_checkpoint().err().map(|e| e.to_string());
                 *self
                     .checkpoint_error
                     .lock()
@@ -495,10 +563,8 @@ impl Store {
             // Only durable records leave: a receiver must never hold what a crash here
             // could still take back (and the scan below reads durable records only).
             let cursors: Vec<(StoreId, Lsn)> = st
-                .sync_cursors
-                .iter()
-                .filter(|((peer, v), _)| *v == vs && Some(*peer) != to)
-                .map(|((peer, _), lsn)| (*peer, *lsn))
+                .cursors_of(vs)
+                .filter(|(peer, _)| Some(*peer) != to)
                 .collect();
             (v, st.applied_lsn().min(self.log.durable_lsn()), cursors)
         };
@@ -856,6 +922,16 @@ impl Store {
         self.read()?.get_snapshots_by_branch(q)
     }
 
+    /// At most `limit` snapshots of the one branch a query matches, tip first: a page of
+    /// a deep branch's history without reading all of it (O(limit)).
+    pub fn get_snapshots_by_branch_limit(
+        &self,
+        q: &BranchQuery,
+        limit: usize,
+    ) -> Result<Vec<Snapshot>> {
+        self.read()?.get_snapshots_by_branch_limit(q, limit)
+    }
+
     /// Builds one snapshot (times now) and forks a new branch `branch_name` with it; the
     /// parent must belong to `vs`.
     #[allow(clippy::too_many_arguments)]
@@ -961,7 +1037,7 @@ impl Store {
     /// fork point stays reachable by name). Returns the deleted snapshot ids.
     pub fn delete_branch(&self, vs: VolumeSetId, name: &str) -> Result<Vec<SnapshotId>> {
         let id = BranchId::random();
-        self.mutate(|st| {
+        self.mutate_many(|st| {
             let tip = st.get_tip(vs, name)?;
             let mut doomed = Vec::new();
             let mut at = Some(tip.id);
@@ -989,7 +1065,37 @@ impl Store {
                     children: tip.num_children,
                 });
             }
-            Ok((st.check_delete_snapshots(&doomed, at, id)?, doomed))
+            // One record per BATCH_SNAPSHOTS_MAX snapshots, tip side first (children go
+            // before their parents), all in one atomic batch: a branch 1M snapshots deep
+            // is deleted whole or not at all. Only the last record places a new tip.
+            let Some(Event::DeleteSnapshots {
+                volume_set,
+                snapshots,
+                removed_branches,
+                new_tip,
+            }) = st.delete_snapshots_event(&doomed, at, id)?
+            else {
+                unreachable!("a non-empty delete makes a DeleteSnapshots event")
+            };
+            let chunks: Vec<&[SnapshotId]> = snapshots
+                .chunks(crate::state::BATCH_SNAPSHOTS_MAX)
+                .collect();
+            let last = chunks.len() - 1;
+            let events = chunks
+                .into_iter()
+                .enumerate()
+                .map(|(i, chunk)| Event::DeleteSnapshots {
+                    volume_set,
+                    snapshots: chunk.to_vec(),
+                    removed_branches: if i == 0 {
+                        removed_branches.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    new_tip: if i == last { new_tip.clone() } else { None },
+                })
+                .collect();
+            Ok((vec![events], doomed))
         })
     }
 

@@ -2,6 +2,9 @@
 //! options, snapshots, and a store of one volume set grown one record per snapshot.
 #![allow(dead_code)]
 
+pub mod measure;
+pub mod sqlite;
+
 use std::path::{Path, PathBuf};
 
 use mdslog::{

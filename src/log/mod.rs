@@ -152,7 +152,7 @@ impl Default for LogOptions {
             prewrite_bytes: 4 << 20,
             record_bytes_max: 4 << 20,
             batch_records_max: 1 << 20,
-            batch_bytes_max: 16 << 20,
+            batch_bytes_max: 32 << 20,
             queue_depth_max: 4096,
             buffer_bytes_max: 1 << 20,
         }

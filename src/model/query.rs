@@ -126,6 +126,8 @@ pub const DESCRIPTION_BYTES_MAX: usize = 64 * 1024;
 pub const ATTRS_MAX: usize = 1024;
 /// Longest attribute key or value, in bytes.
 pub const ATTR_BYTES_MAX: usize = 16 * 1024;
+/// Longest volume mount path, in bytes.
+pub const MOUNT_PATH_BYTES_MAX: usize = 4096;
 
 /// Checks a branch name: at most [`NAME_BYTES_MAX`] bytes, no `:` or `*`, no control
 /// characters, no leading or trailing white space. The empty name (an unnamed branch) is
@@ -174,7 +176,10 @@ pub fn validate_text(what: &str, s: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-/// Checks an attribute map against the limits.
+/// Checks an attribute map against the limits (an [`Error::InvalidArgument`], like every
+/// other rule about an object's contents): at most [`ATTRS_MAX`] attributes, keys and
+/// values of at most [`ATTR_BYTES_MAX`] bytes, keys not empty and without control
+/// characters.
 pub fn validate_attrs(attrs: &Attrs) -> Result<()> {
     if attrs.len() > ATTRS_MAX {
         return Err(Error::InvalidArgument(format!(

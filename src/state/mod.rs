@@ -4,12 +4,18 @@
 //! [`State::apply`] folds one record in; it never fails, since every record was validated
 //! (`validate`) against the state it is applied to. Projections never touch files.
 //!
-//! Indexes: volume sets by id (each with its snapshot list, branches by name and all its
-//! branch ids); snapshots by id (parent, root, depth, child count, blob); branches by id
-//! and by tip; bushes by root; volumes by id and counts by base snapshot.
+//! Indexes: volume sets by id (each with its snapshots by creation time, branches by name
+//! and all its branch ids, the roots that hold its tips, its volumes), and in each listing
+//! order and by name (`vs_index`); snapshots by id (parent, root, depth, child count,
+//! blob); branches by id and by tip; bushes by root; volumes by id and counts by base
+//! snapshot; sync cursors by volume set.
 
 pub mod query;
+pub(crate) mod ranked;
 pub(crate) mod validate;
+pub(crate) mod vs_index;
+
+pub use validate::{BATCH_SNAPSHOTS_MAX, SNAPSHOTS_MAX};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,6 +27,8 @@ use crate::model::{
     Attrs, BlobId, BranchId, Bush, Snapshot, SnapshotId, SnapshotMeta, StoreId, Timestamp, Volume,
     VolumeId, VolumeSet, VolumeSetId,
 };
+use ranked::RankedSet;
+use vs_index::VsIndex;
 
 /// Hash maps of the projections: foldhash is several times faster than SipHash on 16-byte
 /// ids and still seeded per map, so crafted ids cannot force collisions.
@@ -32,13 +40,18 @@ pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomStat
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct VsRow {
     pub vs: VolumeSet,
-    /// Snapshot ids in insertion order.
-    pub snapshots: Vec<SnapshotId>,
+    /// Snapshots by creation time, then id: time-ordered listings page through it by
+    /// position, and its last one is the newest (24 bytes a snapshot, chunks packed).
+    pub snapshots: RankedSet<(Timestamp, SnapshotId)>,
     /// Every branch (named or not), in the order listings return them: by name, then id.
     pub branch_order: BTreeSet<(String, BranchId)>,
     /// Named branches only: unnamed ones are not unique by name.
     pub branches_by_name: Map<String, BranchId>,
-    pub last_snapshot_time: Option<Timestamp>,
+    /// The roots whose trees hold a branch tip, with the number of tips in each (the
+    /// bushes of the tips, without looking at every branch).
+    pub tip_roots: BTreeMap<SnapshotId, u32>,
+    /// The volumes of this volume set.
+    pub volumes: BTreeSet<VolumeId>,
 }
 
 /// Rarely set snapshot fields, boxed so a plain snapshot stays small.
@@ -118,11 +131,154 @@ pub(crate) struct SnapRow {
 /// Snapshots by id: rows in a dense arena, with a hash index of 20-byte entries. A hash
 /// table of whole rows would round its capacity up to a power of two and waste up to half
 /// of 1M rows' worth of memory; the arena grows by exactly what is added.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+///
+/// In a checkpoint the index travels as a plain list of (id, slot) pairs and is rebuilt
+/// on load by `build_index`, which inserts in bucket order (see there).
+#[derive(Debug, Clone, Default)]
 pub(crate) struct SnapTable {
     index: Map<SnapshotId, u32>,
     rows: Vec<Option<SnapRow>>,
     free: Vec<u32>,
+}
+
+impl Serialize for SnapTable {
+    /// The checkpoint form: the index as a sequence of (id, slot) pairs, the rows by slot,
+    /// the free slots (`log-format.md` §10).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Pairs<'a>(&'a Map<SnapshotId, u32>);
+        impl Serialize for Pairs<'_> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter())
+            }
+        }
+        let mut st = s.serialize_struct("SnapTable", 3)?;
+        st.serialize_field("index", &Pairs(&self.index))?;
+        st.serialize_field("rows", &self.rows)?;
+        st.serialize_field("free", &self.free)?;
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for SnapTable {
+    /// Reads what `serialize` wrote. The hash index is built on a second thread while the
+    /// rows are decoded (the two are the bulk of a checkpoint load).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SnapTable;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a snapshot table (index pairs, rows, free slots)")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<SnapTable, A::Error> {
+                use serde::de::Error;
+                let pairs: Vec<(SnapshotId, u32)> = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let rest = |seq: &mut A| -> std::result::Result<_, A::Error> {
+                    let rows: Vec<Option<SnapRow>> = seq
+                        .next_element()?
+                        .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                    let free: Vec<u32> = seq
+                        .next_element()?
+                        .ok_or_else(|| A::Error::invalid_length(2, &self))?;
+                    Ok((rows, free))
+                };
+                let (index, rows, free) = if pairs.len() < PARALLEL_INDEX_MIN {
+                    let (rows, free) = rest(&mut seq)?;
+                    (build_index(&pairs), rows, free)
+                } else {
+                    std::thread::scope(|scope| {
+                        let helper = std::thread::Builder::new()
+                            .name("mdslog-index".into())
+                            .spawn_scoped(scope, || build_index(&pairs));
+                        let (rows, free) = rest(&mut seq)?;
+                        let index = match helper.map(|h| h.join()) {
+                            Ok(Ok(index)) => index,
+                            // No thread (or it died): build it here.
+                            _ => build_index(&pairs),
+                        };
+                        Ok((index, rows, free))
+                    })?
+                };
+                // Every id once, every slot once and in range, and exactly the filled rows
+                // indexed (a bitmap of slots: a look at each row by slot would be a cache
+                // miss per snapshot).
+                let mut seen = vec![0u64; rows.len().div_ceil(64)];
+                let slots_ok = pairs.iter().all(|&(_, slot)| {
+                    let (w, b) = (slot as usize / 64, 1u64 << (slot % 64));
+                    match seen.get_mut(w) {
+                        Some(word) if *word & b == 0 && (slot as usize) < rows.len() => {
+                            *word |= b;
+                            true
+                        }
+                        _ => false,
+                    }
+                });
+                let filled = rows.iter().filter(|r| r.is_some()).count();
+                if !slots_ok || index.len() != pairs.len() || filled != pairs.len() {
+                    return Err(A::Error::custom(
+                        "snapshot index and rows disagree (a repeated id or slot, or a missing row)",
+                    ));
+                }
+                let table = SnapTable { index, rows, free };
+                Ok(table)
+            }
+        }
+        d.deserialize_struct("SnapTable", &["index", "rows", "free"], V)
+    }
+}
+
+/// Index sizes from which a checkpoint load builds the index on a second thread.
+const PARALLEL_INDEX_MIN: usize = 1 << 16;
+
+/// Builds a hash index of `pairs`, pre-sized, inserting in the order of the buckets the
+/// keys land in. Inserting 10M keys in arbitrary order costs a cache and TLB miss each
+/// (about 200 ns here: 2 s of a checkpoint load); in bucket order the table fills front to
+/// back. The order comes from a counting sort on the top 16 bits of each key's bucket
+/// number (two linear passes). Any order gives the same map: this is only about speed.
+fn build_index<K: std::hash::Hash + Eq + Copy, V: Copy>(pairs: &[(K, V)]) -> Map<K, V> {
+    use std::hash::BuildHasher;
+    const BIN_BITS: u32 = 16;
+    let mut map = Map::with_capacity_and_hasher(pairs.len(), Default::default());
+    if pairs.len() < 1 << BIN_BITS {
+        map.extend(pairs.iter().copied());
+        return map;
+    }
+    // hashbrown keeps at most 7/8 of its power-of-two bucket count full and starts probing
+    // at `hash & (buckets - 1)`.
+    let buckets = (map.capacity() / 7 * 8).next_power_of_two();
+    let shift = buckets.trailing_zeros().saturating_sub(BIN_BITS);
+    let bin = |k: &K| (map.hasher().hash_one(k) as usize & (buckets - 1)) >> shift;
+    let mut starts = vec![0usize; 1 << BIN_BITS];
+    let bins: Vec<u16> = pairs
+        .iter()
+        .map(|(k, _)| {
+            let b = bin(k);
+            starts[b] += 1;
+            b as u16
+        })
+        .collect();
+    let mut at = 0;
+    for s in starts.iter_mut() {
+        let n = *s;
+        *s = at;
+        at += n;
+    }
+    let mut sorted: Vec<(K, V)> = vec![pairs[0]; pairs.len()];
+    for (p, b) in pairs.iter().zip(bins) {
+        let slot = &mut starts[b as usize];
+        sorted[*slot] = *p;
+        *slot += 1;
+    }
+    map.extend(sorted);
+    map
 }
 
 impl SnapTable {
@@ -203,9 +359,12 @@ pub struct State {
     pub(crate) mount_paths: Map<String, VolumeId>,
     /// This store's identity, once one was written.
     pub(crate) store_id: Option<StoreId>,
-    /// Sync cursors: for (peer, volume set), the peer's LSN up to which its records of
-    /// that volume set are applied here.
-    pub(crate) sync_cursors: Map<(StoreId, VolumeSetId), Lsn>,
+    /// Sync cursors: for (volume set, peer), the peer's LSN up to which its records of
+    /// that volume set are applied here. Ordered by volume set, so one volume set's
+    /// cursors are a range.
+    pub(crate) sync_cursors: BTreeMap<(VolumeSetId, StoreId), Lsn>,
+    /// All volume sets in listing orders and by name.
+    pub(crate) vs_index: VsIndex,
 }
 
 impl State {
@@ -235,20 +394,24 @@ impl State {
                 vs.num_snapshots = 0;
                 vs.num_branches = 0;
                 vs.last_snapshot_time = None;
-                self.volume_sets.insert(
+                self.vs_index.insert(&vs);
+                let old = self.volume_sets.insert(
                     vs.id,
                     VsRow {
                         vs,
-                        snapshots: Vec::new(),
+                        snapshots: RankedSet::default(),
                         branch_order: BTreeSet::new(),
                         branches_by_name: Map::default(),
-                        last_snapshot_time: None,
+                        tip_roots: BTreeMap::new(),
+                        volumes: BTreeSet::new(),
                     },
                 );
+                debug_assert!(old.is_none(), "validated: a new volume set");
             }
             Event::UpdateVolumeSet { id, new, .. } => {
                 if let Some(row) = self.volume_sets.get_mut(id) {
                     let vs = &mut row.vs;
+                    self.vs_index.rename(*id, &vs.name, &new.name);
                     vs.name.clone_from(&new.name);
                     vs.prefix.clone_from(&new.prefix);
                     vs.description.clone_from(&new.description);
@@ -262,6 +425,7 @@ impl State {
             }
             Event::SetVolumeSetSize { id, size, .. } => {
                 if let Some(row) = self.volume_sets.get_mut(id) {
+                    self.vs_index.resize(*id, row.vs.size, *size);
                     row.vs.size = *size;
                 }
             }
@@ -274,7 +438,7 @@ impl State {
                     self.insert_snapshot(s);
                 }
                 if let Some(last) = snapshots.last() {
-                    self.move_tip(*branch, last.id);
+                    self.move_tip(*branch, last.id, true);
                 }
             }
             Event::RenameBranch {
@@ -337,6 +501,9 @@ impl State {
                 self.bushes.remove(root);
             }
             Event::ImportVolume { volume } => {
+                if let Some(vs) = self.volume_sets.get_mut(&volume.volume_set) {
+                    vs.volumes.insert(volume.id.clone());
+                }
                 if let Some(b) = volume.base {
                     *self.volumes_by_base.entry(b).or_default() += 1;
                 }
@@ -356,14 +523,14 @@ impl State {
             Event::SetStoreId { id } => self.store_id = Some(*id),
             Event::MoveBranch {
                 branch, new_tip, ..
-            } => self.move_tip(*branch, *new_tip),
+            } => self.move_tip(*branch, *new_tip, false),
             Event::SyncApplied {
                 peer,
                 volume_set,
                 through,
                 ..
             } => {
-                let c = self.sync_cursors.entry((*peer, *volume_set)).or_default();
+                let c = self.sync_cursors.entry((*volume_set, *peer)).or_default();
                 *c = (*c).max(*through);
             }
             // The log keeps the conflict for history; the projections have nothing to do.
@@ -380,9 +547,17 @@ impl State {
     /// (`Lsn::ZERO`: none).
     pub fn sync_cursor(&self, peer: StoreId, vs: VolumeSetId) -> Lsn {
         self.sync_cursors
-            .get(&(peer, vs))
+            .get(&(vs, peer))
             .copied()
             .unwrap_or(Lsn::ZERO)
+    }
+
+    /// The sync cursors of one volume set: (peer, the peer's LSN), by peer. O(log n + answer).
+    pub(crate) fn cursors_of(&self, vs: VolumeSetId) -> impl Iterator<Item = (StoreId, Lsn)> + '_ {
+        self.sync_cursors
+            .range((vs, StoreId(uuid::Uuid::nil()))..)
+            .take_while(move |((v, _), _)| *v == vs)
+            .map(|((_, peer), lsn)| (*peer, *lsn))
     }
 
     /// Every sync cursor held here: (peer, volume set, the peer's LSN), sorted.
@@ -390,7 +565,7 @@ impl State {
         let mut out: Vec<_> = self
             .sync_cursors
             .iter()
-            .map(|((peer, vs), lsn)| (*peer, *vs, *lsn))
+            .map(|((vs, peer), lsn)| (*peer, *vs, *lsn))
             .collect();
         out.sort();
         out
@@ -421,11 +596,25 @@ impl State {
         };
         self.snapshots.insert(s.id, row);
         if let Some(vs) = self.volume_sets.get_mut(&s.volume_set) {
-            vs.snapshots.push(s.id);
-            vs.last_snapshot_time = Some(
-                vs.last_snapshot_time
-                    .map_or(s.created, |t| t.max(s.created)),
-            );
+            vs.snapshots.insert((s.created, s.id));
+        }
+    }
+
+    /// Counts a branch tip at `tip` in its root's tree (`add`), or stops counting it.
+    fn count_tip(&mut self, volume_set: VolumeSetId, tip: SnapshotId, add: bool) {
+        let Some(root) = self.snapshots.get(&tip).map(|r| r.root) else {
+            return;
+        };
+        let Some(vs) = self.volume_sets.get_mut(&volume_set) else {
+            return;
+        };
+        if add {
+            *vs.tip_roots.entry(root).or_default() += 1;
+        } else if let Some(n) = vs.tip_roots.get_mut(&root) {
+            *n -= 1;
+            if *n == 0 {
+                vs.tip_roots.remove(&root);
+            }
         }
     }
 
@@ -446,6 +635,7 @@ impl State {
             },
         );
         self.by_tip.insert(tip, id);
+        self.count_tip(volume_set, tip, true);
         if let Some(vs) = self.volume_sets.get_mut(&volume_set) {
             vs.branch_order.insert((name.to_string(), id));
             if !name.is_empty() {
@@ -454,13 +644,22 @@ impl State {
         }
     }
 
-    fn move_tip(&mut self, branch: BranchId, tip: SnapshotId) {
+    /// Moves a branch's tip; `same_tree`: the new tip is known to be in the old one's tree
+    /// (an extension), so the tip counts per root stay as they are.
+    fn move_tip(&mut self, branch: BranchId, tip: SnapshotId, same_tree: bool) {
         if let Some(row) = self.branches.get_mut(&branch) {
             if self.by_tip.get(&row.tip) == Some(&branch) {
                 self.by_tip.remove(&row.tip);
             }
+            let (vs, old) = (row.volume_set, row.tip);
             row.tip = tip;
             self.by_tip.insert(tip, branch);
+            // Only a move to another tree changes the counts.
+            let root = |s: &SnapshotId| self.snapshots.get(s).map(|r| r.root);
+            if !same_tree && root(&old) != root(&tip) {
+                self.count_tip(vs, old, false);
+                self.count_tip(vs, tip, true);
+            }
         }
     }
 
@@ -469,6 +668,7 @@ impl State {
             if self.by_tip.get(&row.tip) == Some(&id) {
                 self.by_tip.remove(&row.tip);
             }
+            self.count_tip(row.volume_set, row.tip, false);
             if let Some(vs) = self.volume_sets.get_mut(&row.volume_set) {
                 vs.branch_order.remove(&(row.name.clone(), id));
                 if vs.branches_by_name.get(&row.name) == Some(&id) {
@@ -478,8 +678,8 @@ impl State {
         }
     }
 
+    /// O(k log n) for k snapshots: nothing here looks at the rest of the volume set.
     fn delete_snapshots(&mut self, volume_set: VolumeSetId, ids: &[SnapshotId]) {
-        let gone: Set<SnapshotId> = ids.iter().copied().collect();
         for id in ids {
             if let Some(b) = self.by_tip.get(id).copied() {
                 self.remove_branch(b);
@@ -491,21 +691,18 @@ impl State {
                 if row.parent.is_none() {
                     self.bushes.remove(id);
                 }
+                if let Some(vs) = self.volume_sets.get_mut(&volume_set) {
+                    vs.snapshots.remove(&(row.created, *id));
+                }
             }
-        }
-        if let Some(vs) = self.volume_sets.get_mut(&volume_set) {
-            vs.snapshots.retain(|s| !gone.contains(s));
-            let snaps = &self.snapshots;
-            vs.last_snapshot_time = vs
-                .snapshots
-                .iter()
-                .filter_map(|s| snaps.get(s).map(|r| r.created))
-                .max();
         }
     }
 
     fn delete_volume(&mut self, id: &VolumeId) {
         if let Some(v) = self.volumes.remove(id) {
+            if let Some(vs) = self.volume_sets.get_mut(&v.volume_set) {
+                vs.volumes.remove(id);
+            }
             if let Some(b) = v.base {
                 if let Some(n) = self.volumes_by_base.get_mut(&b) {
                     *n -= 1;
@@ -520,12 +717,17 @@ impl State {
         }
     }
 
+    /// O(what the volume set holds, times log n): the indexes name every object to remove.
     fn delete_volume_set(&mut self, id: VolumeSetId) {
         // A deleted volume set that syncs in again must come in whole: forget its cursors.
-        self.sync_cursors.retain(|(_, vs), _| *vs != id);
+        let peers: Vec<StoreId> = self.cursors_of(id).map(|(peer, _)| peer).collect();
+        for peer in peers {
+            self.sync_cursors.remove(&(id, peer));
+        }
         let Some(row) = self.volume_sets.remove(&id) else {
             return;
         };
+        self.vs_index.remove(&row.vs);
         for (_, b) in &row.branch_order {
             if let Some(br) = self.branches.remove(b) {
                 if self.by_tip.get(&br.tip) == Some(b) {
@@ -533,22 +735,17 @@ impl State {
                 }
             }
         }
-        for s in &row.snapshots {
+        // A bush is only ever imported for a root of its volume set and goes with it, so
+        // removing the roots' bushes removes all of the volume set's.
+        for (_, s) in row.snapshots.iter() {
             if let Some(r) = self.snapshots.remove(s) {
                 if r.parent.is_none() {
                     self.bushes.remove(s);
                 }
             }
         }
-        self.bushes.retain(|_, b| b.volume_set != id);
-        let vols: Vec<VolumeId> = self
-            .volumes
-            .values()
-            .filter(|v| v.volume_set == id)
-            .map(|v| v.id.clone())
-            .collect();
-        for v in vols {
-            self.delete_volume(&v);
+        for v in &row.volumes {
+            self.delete_volume(v);
         }
     }
 
@@ -597,7 +794,7 @@ impl State {
         let mut vs = row.vs.clone();
         vs.num_snapshots = row.snapshots.len() as u64;
         vs.num_branches = row.branch_order.len() as u64;
-        vs.last_snapshot_time = row.last_snapshot_time;
+        vs.last_snapshot_time = row.snapshots.last().map(|(t, _)| *t);
         vs
     }
 }

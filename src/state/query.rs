@@ -1,15 +1,156 @@
 //! Read queries over the projections, with the reference semantics: filter, then sort,
 //! then offset and limit (the original applied the limit before the volume-set filter).
+//!
+//! Costs (n: objects in the store): a listing in the order of an index (volume sets in
+//! any order; a volume set's snapshots by time) starts at its page in O(log n) and reads
+//! only what it returns, or, with a filter, stops once the page is full; a listing of
+//! snapshots by id or size sorts nothing it does not return: one pass over the volume
+//! set's snapshots selects the page (O(S + page · log page)), without building a snapshot
+//! it does not return.
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Result};
 use crate::model::query::glob_matches;
 use crate::model::{
-    BlobId, Branch, BranchId, BranchQuery, Bush, Order, Snapshot, SnapshotId, SnapshotQuery,
-    SortBy, Volume, VolumeId, VolumeSet, VolumeSetId, VolumeSetQuery,
+    Attrs, BlobId, Branch, BranchId, BranchQuery, Bush, Order, Page, Snapshot, SnapshotId,
+    SnapshotQuery, SortBy, Volume, VolumeId, VolumeSet, VolumeSetId, VolumeSetQuery,
 };
-use crate::state::State;
+use crate::state::{SnapRow, SnapText, State, VsRow};
+
+/// The text of a snapshot that has none.
+static NO_TEXT: SnapText = SnapText {
+    name: String::new(),
+    description: String::new(),
+    attrs: Attrs::new(),
+    creator: String::new(),
+    creator_name: String::new(),
+    owner: String::new(),
+    owner_name: String::new(),
+};
+
+/// Whether a snapshot query filters on anything but ids and the volume set.
+fn snapshot_filtered(q: &SnapshotQuery) -> bool {
+    q.name.is_some()
+        || q.creator.is_some()
+        || q.creator_name.is_some()
+        || q.owner.is_some()
+        || q.owner_name.is_some()
+        || !q.attrs.is_empty()
+        || q.search.is_some()
+}
+
+/// The snapshot filters of a query, on a stored row (nothing is built or cloned).
+fn snapshot_matches(q: &SnapshotQuery, r: &SnapRow) -> bool {
+    let t = r.text.as_deref().unwrap_or(&NO_TEXT);
+    q.volume_set.is_none_or(|vs| r.volume_set == vs)
+        && opt_eq(&q.name, &t.name)
+        && opt_eq(&q.creator, &t.creator)
+        && opt_eq(&q.creator_name, &t.creator_name)
+        && opt_eq(&q.owner, &t.owner)
+        && opt_eq(&q.owner_name, &t.owner_name)
+        && attrs_match(&q.attrs, &t.attrs)
+        && q.search
+            .as_deref()
+            .is_none_or(|x| search_hit(x, &[&t.name, &t.creator_name, &t.owner_name], &t.attrs))
+}
+
+/// Whether a volume set query filters on anything but ids.
+fn volume_set_filtered(q: &VolumeSetQuery) -> bool {
+    q.name.is_some()
+        || q.prefix.is_some()
+        || q.creator.is_some()
+        || q.creator_name.is_some()
+        || q.owner.is_some()
+        || q.owner_name.is_some()
+        || !q.attrs.is_empty()
+        || q.search.is_some()
+        || q.short_id.is_some()
+        || q.glob.is_some()
+}
+
+/// The ids whose hyphenated form starts with `prefix` (any case) are exactly those in
+/// `lo..=hi`: hex digits sort like the bytes they spell. `None`: no id can.
+fn short_id_range(prefix: &str) -> Option<(uuid::Uuid, uuid::Uuid)> {
+    let (mut lo, mut hi) = ([0u8; 16], [0xffu8; 16]);
+    let mut nibble = 0usize;
+    for (i, c) in prefix.chars().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != '-' {
+                return None;
+            }
+            continue;
+        }
+        if i >= 36 {
+            return None;
+        }
+        let v = c.to_digit(16)? as u8;
+        let (b, shift) = (nibble / 2, if nibble.is_multiple_of(2) { 4 } else { 0 });
+        lo[b] = (lo[b] & !(0x0f << shift)) | (v << shift);
+        hi[b] = (hi[b] & !(0x0f << shift)) | (v << shift);
+        nibble += 1;
+    }
+    Some((uuid::Uuid::from_bytes(lo), uuid::Uuid::from_bytes(hi)))
+}
+
+/// Sorts by `key` (unique keys), then applies the page: only the first `offset + limit`
+/// are sorted (a selection finds them first). O(m + page · log page).
+fn page_by_key<T, K: Ord>(
+    mut v: Vec<T>,
+    key: impl Fn(&T) -> K,
+    order: Order,
+    page: Page,
+) -> Vec<T> {
+    let cmp = |a: &T, b: &T| {
+        let o = key(a).cmp(&key(b));
+        if order == Order::Desc {
+            o.reverse()
+        } else {
+            o
+        }
+    };
+    let end = match page.limit {
+        Some(l) => page.offset.saturating_add(l).min(v.len()),
+        None => v.len(),
+    };
+    if page.offset >= end {
+        return Vec::new();
+    }
+    if end < v.len() {
+        v.select_nth_unstable_by(end, cmp);
+        v.truncate(end);
+    }
+    v.sort_unstable_by(cmp);
+    v.drain(..page.offset);
+    v
+}
+
+/// A page of an index walked in order (`rev`: from its end): with no filter it starts at
+/// the offset by position, O(log n); with one it filters from the start and stops once the
+/// page is full.
+fn page_of_index<'a, T: 'a>(
+    forward: impl Iterator<Item = T> + 'a,
+    backward: impl Iterator<Item = T> + 'a,
+    rev: bool,
+    filtered: bool,
+    keep: impl Fn(&T) -> bool,
+    page: Page,
+) -> Vec<T> {
+    let it: Box<dyn Iterator<Item = T> + 'a> = if rev {
+        Box::new(backward)
+    } else {
+        Box::new(forward)
+    };
+    let limit = page.limit.unwrap_or(usize::MAX);
+    if filtered {
+        it.filter(|x| keep(x))
+            .skip(page.offset)
+            .take(limit)
+            .collect()
+    } else {
+        it.take(limit).collect()
+    }
+}
 
 fn attrs_match(want: &crate::model::Attrs, have: &crate::model::Attrs) -> bool {
     want.iter().all(|(k, v)| have.get(k) == Some(v))
@@ -26,17 +167,6 @@ fn search_hit(needle: &str, fields: &[&str], attrs: &crate::model::Attrs) -> boo
             .any(|(k, v)| k.contains(needle) || v.contains(needle))
 }
 
-fn sort_by<T>(v: &mut [T], sort: SortBy, order: Order, key: impl Fn(&T) -> (i64, u64, [u8; 16])) {
-    match sort {
-        SortBy::Id => v.sort_by_key(|x| key(x).2),
-        SortBy::Time => v.sort_by_key(|x| (key(x).0, key(x).2)),
-        SortBy::Size => v.sort_by_key(|x| (key(x).1, key(x).2)),
-    }
-    if order == Order::Desc {
-        v.reverse();
-    }
-}
-
 impl State {
     /// One volume set.
     pub fn get_volume_set(&self, id: VolumeSetId) -> Result<VolumeSet> {
@@ -46,7 +176,9 @@ impl State {
             .ok_or(Error::VolumeSetNotFound(id))
     }
 
-    /// Volume sets matching a query.
+    /// Volume sets matching a query. By id, ids, name or short id: O(log n + matches +
+    /// page · log page). Otherwise the index of the sort order is walked: O(log n + page)
+    /// without a filter; with one, until the page is full (at most every volume set).
     pub fn get_volume_sets(&self, q: &VolumeSetQuery) -> Result<Vec<VolumeSet>> {
         if q.id.is_some() && !q.ids.is_empty() {
             return Err(Error::InvalidArgument(
@@ -58,50 +190,107 @@ impl State {
             ::glob::Pattern::new(g.strip_prefix('/').unwrap_or(g))
                 .map_err(|e| Error::InvalidArgument(format!("bad volume set glob {g:?}: {e}")))?;
         }
-        let candidates: Vec<&super::VsRow> = if let Some(id) = q.id {
-            self.volume_sets.get(&id).into_iter().collect()
+        let keep = |r: &VsRow| {
+            let vs = &r.vs;
+            opt_eq(&q.name, &vs.name)
+                && opt_eq(&q.prefix, &vs.prefix)
+                && opt_eq(&q.creator, &vs.creator)
+                && opt_eq(&q.creator_name, &vs.creator_name)
+                && opt_eq(&q.owner, &vs.owner)
+                && opt_eq(&q.owner_name, &vs.owner_name)
+                && attrs_match(&q.attrs, &vs.attrs)
+                && q.search.as_deref().is_none_or(|s| {
+                    search_hit(s, &[&vs.name, &vs.creator_name, &vs.owner_name], &vs.attrs)
+                })
+                && q.short_id
+                    .as_deref()
+                    .is_none_or(|p| vs.id.to_hyphenated().starts_with(&p.to_ascii_lowercase()))
+                && q.glob.as_deref().is_none_or(|g| {
+                    let path = if vs.prefix.is_empty() {
+                        vs.name.clone()
+                    } else {
+                        format!("{}/{}", vs.prefix, vs.name)
+                    };
+                    glob_matches(g, &path)
+                })
+        };
+        let idx = &self.vs_index;
+        let row = |id: &VolumeSetId| self.volume_sets.get(id);
+        let candidates: Option<Vec<&VsRow>> = if let Some(id) = q.id {
+            Some(row(&id).into_iter().collect())
         } else if !q.ids.is_empty() {
             let mut ids = q.ids.clone();
             ids.sort();
             ids.dedup();
-            ids.iter()
-                .filter_map(|id| self.volume_sets.get(id))
-                .collect()
+            Some(ids.iter().filter_map(row).collect())
+        } else if let Some(name) = q.name.as_deref() {
+            Some(idx.named(name).filter_map(|id| row(&id)).collect())
         } else {
-            self.volume_sets.values().collect()
-        };
-        let mut out: Vec<VolumeSet> = candidates
-            .into_iter()
-            .filter(|r| {
-                let vs = &r.vs;
-                opt_eq(&q.name, &vs.name)
-                    && opt_eq(&q.prefix, &vs.prefix)
-                    && opt_eq(&q.creator, &vs.creator)
-                    && opt_eq(&q.creator_name, &vs.creator_name)
-                    && opt_eq(&q.owner, &vs.owner)
-                    && opt_eq(&q.owner_name, &vs.owner_name)
-                    && attrs_match(&q.attrs, &vs.attrs)
-                    && q.search.as_deref().is_none_or(|s| {
-                        search_hit(s, &[&vs.name, &vs.creator_name, &vs.owner_name], &vs.attrs)
-                    })
-                    && q.short_id
-                        .as_deref()
-                        .is_none_or(|p| vs.id.to_hyphenated().starts_with(&p.to_ascii_lowercase()))
-                    && q.glob.as_deref().is_none_or(|g| {
-                        let path = if vs.prefix.is_empty() {
-                            vs.name.clone()
-                        } else {
-                            format!("{}/{}", vs.prefix, vs.name)
-                        };
-                        glob_matches(g, &path)
-                    })
+            q.short_id.as_deref().map(|p| match short_id_range(p) {
+                None => Vec::new(),
+                Some((lo, hi)) => idx
+                    .by_id
+                    .iter_from(idx.by_id.rank(&VolumeSetId(lo)))
+                    .take_while(|id| id.0 <= hi)
+                    .filter_map(row)
+                    .collect(),
             })
-            .map(|r| self.volume_set_of(r))
-            .collect();
-        sort_by(&mut out, q.sort, q.order, |v| {
-            (v.created.0, v.size, *v.id.0.as_bytes())
-        });
-        Ok(q.page.apply(out))
+        };
+        let rows: Vec<&VsRow> = match candidates {
+            Some(c) => {
+                let c: Vec<&VsRow> = c.into_iter().filter(|r| keep(r)).collect();
+                page_by_key(
+                    c,
+                    |r| {
+                        let v = &r.vs;
+                        match q.sort {
+                            SortBy::Id => (0, 0, v.id),
+                            SortBy::Time => (v.created.0, 0, v.id),
+                            SortBy::Size => (0, v.size, v.id),
+                        }
+                    },
+                    q.order,
+                    q.page,
+                )
+            }
+            None => {
+                let filtered = volume_set_filtered(q);
+                let from = if filtered { 0 } else { q.page.offset };
+                let rev = q.order == Order::Desc;
+                let keep = |r: &&VsRow| keep(r);
+                match q.sort {
+                    SortBy::Id => page_of_index(
+                        idx.by_id.iter_from(from).filter_map(row),
+                        idx.by_id.iter_rev_from(from).filter_map(row),
+                        rev,
+                        filtered,
+                        keep,
+                        q.page,
+                    ),
+                    SortBy::Time => page_of_index(
+                        idx.by_created.iter_from(from).filter_map(|(_, id)| row(id)),
+                        idx.by_created
+                            .iter_rev_from(from)
+                            .filter_map(|(_, id)| row(id)),
+                        rev,
+                        filtered,
+                        keep,
+                        q.page,
+                    ),
+                    SortBy::Size => page_of_index(
+                        idx.by_size.iter_from(from).filter_map(|(_, id)| row(id)),
+                        idx.by_size
+                            .iter_rev_from(from)
+                            .filter_map(|(_, id)| row(id)),
+                        rev,
+                        filtered,
+                        keep,
+                        q.page,
+                    ),
+                }
+            }
+        };
+        Ok(rows.into_iter().map(|r| self.volume_set_of(r)).collect())
     }
 
     /// One snapshot, with derived fields.
@@ -112,62 +301,81 @@ impl State {
             .ok_or(Error::SnapshotNotFound(id))
     }
 
-    /// Snapshots matching a query: by id, ids and/or volume set (one is required).
+    /// Snapshots matching a query: by id, ids and/or volume set (one is required). By id
+    /// or ids: O(ids · log ids). By volume set, sorted by time: O(log n + page) without a
+    /// filter, with one until the page is full. By volume set, sorted by id or size: one
+    /// pass over its S snapshots, O(S + page · log page).
     pub fn get_snapshots(&self, q: &SnapshotQuery) -> Result<Vec<Snapshot>> {
         if q.id.is_some() && !q.ids.is_empty() {
             return Err(Error::InvalidArgument(
                 "give a snapshot id or a list of ids, not both".into(),
             ));
         }
-        let ids: Vec<SnapshotId> = if let Some(id) = q.id {
-            vec![id]
+        let with_row = |id: &SnapshotId| self.snapshots.get(id).map(|r| (*id, r));
+        let keep = |(_, r): &(SnapshotId, &SnapRow)| snapshot_matches(q, r);
+        let picked: Vec<(SnapshotId, &SnapRow)> = if let Some(id) = q.id {
+            with_row(&id).into_iter().filter(keep).collect()
         } else if !q.ids.is_empty() {
             let mut ids = q.ids.clone();
             ids.sort();
             ids.dedup();
-            ids
+            ids.iter().filter_map(with_row).filter(keep).collect()
         } else if let Some(vs) = q.volume_set {
-            self.volume_sets
+            let index = &self
+                .volume_sets
                 .get(&vs)
                 .ok_or(Error::VolumeSetNotFound(vs))?
-                .snapshots
-                .clone()
+                .snapshots;
+            let at = |(_, id): &(_, SnapshotId)| (*id, &self.snapshots[id]);
+            if q.sort == SortBy::Time {
+                // The index is in this order: no sort, and only the page is read.
+                let filtered = snapshot_filtered(q);
+                let from = if filtered { 0 } else { q.page.offset };
+                return Ok(page_of_index(
+                    index.iter_from(from).map(at),
+                    index.iter_rev_from(from).map(at),
+                    q.order == Order::Desc,
+                    filtered,
+                    keep,
+                    q.page,
+                )
+                .into_iter()
+                .map(|(id, r)| self.snapshot_of(id, r))
+                .collect());
+            }
+            index.iter().map(at).filter(keep).collect()
         } else {
             return Err(Error::InvalidArgument(
                 "a snapshot query needs an id, ids or a volume set".into(),
             ));
         };
-        let mut out: Vec<Snapshot> = ids
+        let page = page_by_key(
+            picked,
+            |(id, r)| match q.sort {
+                SortBy::Id => (0, 0, *id),
+                SortBy::Time => (r.created.0, 0, *id),
+                SortBy::Size => (0, r.size, *id),
+            },
+            q.order,
+            q.page,
+        );
+        Ok(page
             .into_iter()
-            .filter_map(|id| self.snapshots.get(&id).map(|r| (id, r)))
-            .filter(|(_, r)| q.volume_set.is_none_or(|vs| r.volume_set == vs))
             .map(|(id, r)| self.snapshot_of(id, r))
-            .filter(|s| {
-                opt_eq(&q.name, &s.name)
-                    && opt_eq(&q.creator, &s.creator)
-                    && opt_eq(&q.creator_name, &s.creator_name)
-                    && opt_eq(&q.owner, &s.owner)
-                    && opt_eq(&q.owner_name, &s.owner_name)
-                    && attrs_match(&q.attrs, &s.attrs)
-                    && q.search.as_deref().is_none_or(|x| {
-                        search_hit(x, &[&s.name, &s.creator_name, &s.owner_name], &s.attrs)
-                    })
-            })
-            .collect();
-        sort_by(&mut out, q.sort, q.order, |s| {
-            (s.created.0, s.size, *s.id.0.as_bytes())
-        });
-        Ok(q.page.apply(out))
+            .collect())
     }
 
-    /// Ids of all snapshots of a volume set (empty when it has none).
+    /// Ids of all snapshots of a volume set (empty when it has none), oldest first (by
+    /// creation time, then id).
     pub fn get_snapshot_ids(&self, vs: VolumeSetId) -> Result<Vec<SnapshotId>> {
         Ok(self
             .volume_sets
             .get(&vs)
             .ok_or(Error::VolumeSetNotFound(vs))?
             .snapshots
-            .clone())
+            .iter()
+            .map(|(_, id)| *id)
+            .collect())
     }
 
     /// The volume set a snapshot belongs to.
@@ -278,31 +486,70 @@ impl State {
         Ok(self.branch_of(id))
     }
 
-    /// The snapshots of the one branch a query matches, tip first, root last. O(depth).
-    pub fn get_snapshots_by_branch(&self, q: &BranchQuery) -> Result<Vec<Snapshot>> {
-        let branches = self.get_branches(q)?;
-        let b = match branches.len() {
-            1 => &branches[0],
-            0 => {
-                let what = q
+    /// The one branch a query matches, without building any branch: O(1) by id or name,
+    /// else O(branches of the volume set) to see that exactly one matches.
+    fn the_branch(&self, q: &BranchQuery) -> Result<&super::BranchRow> {
+        let row = self
+            .volume_sets
+            .get(&q.volume_set)
+            .ok_or(Error::VolumeSetNotFound(q.volume_set))?;
+        let keep = |name: &str| {
+            q.name.as_deref().is_none_or(|n| name == n)
+                && q.search.as_deref().is_none_or(|s| name.contains(s))
+        };
+        let one = match (q.id, &q.name) {
+            (Some(id), _) => self
+                .branches
+                .get(&id)
+                .filter(|b| b.volume_set == q.volume_set)
+                .map(|_| id),
+            (None, Some(name)) if !name.is_empty() => row.branches_by_name.get(name).copied(),
+            _ => {
+                let mut matching = row.branch_order.iter().filter(|(name, _)| keep(name));
+                match (matching.next(), matching.next()) {
+                    (Some((_, id)), None) => Some(*id),
+                    (None, _) => None,
+                    (Some(_), Some(_)) => {
+                        let n = 2 + matching.count();
+                        return Err(Error::InvalidArgument(format!(
+                            "the branch query matches {n} branches, not one"
+                        )));
+                    }
+                }
+            }
+        };
+        match one
+            .and_then(|id| self.branches.get(&id))
+            .filter(|b| keep(&b.name))
+        {
+            Some(b) => Ok(b),
+            None => Err(Error::BranchNotFound {
+                volume_set: q.volume_set,
+                what: q
                     .name
                     .clone()
                     .or(q.id.map(|i| i.to_string()))
-                    .unwrap_or_else(|| "(any)".into());
-                return Err(Error::BranchNotFound {
-                    volume_set: q.volume_set,
-                    what,
-                });
-            }
-            n => {
-                return Err(Error::InvalidArgument(format!(
-                    "the branch query matches {n} branches, not one"
-                )))
-            }
-        };
-        let mut out = Vec::new();
+                    .unwrap_or_else(|| "(any)".into()),
+            }),
+        }
+    }
+
+    /// The snapshots of the one branch a query matches, tip first, root last. O(depth).
+    pub fn get_snapshots_by_branch(&self, q: &BranchQuery) -> Result<Vec<Snapshot>> {
+        self.get_snapshots_by_branch_limit(q, usize::MAX)
+    }
+
+    /// The first `limit` snapshots of [`State::get_snapshots_by_branch`]: the tip and its
+    /// ancestors, newest first. O(min(limit, depth)).
+    pub fn get_snapshots_by_branch_limit(
+        &self,
+        q: &BranchQuery,
+        limit: usize,
+    ) -> Result<Vec<Snapshot>> {
+        let b = self.the_branch(q)?;
+        let mut out = Vec::with_capacity(limit.min(4096));
         let mut at = Some(b.tip);
-        while let Some(id) = at {
+        while let Some(id) = at.filter(|_| out.len() < limit) {
             let row = &self.snapshots[&id];
             out.push(self.snapshot_of(id, row));
             at = row.parent;
@@ -322,23 +569,17 @@ impl State {
             .ok_or(Error::BushNotFound(snap))
     }
 
-    /// The distinct bushes of all branch tips of a volume set.
+    /// The distinct bushes of all branch tips of a volume set, by root. O(roots that
+    /// hold a tip): the volume set counts its tips per root.
     pub fn get_bushes(&self, vs: VolumeSetId) -> Result<Vec<Bush>> {
         let row = self
             .volume_sets
             .get(&vs)
             .ok_or(Error::VolumeSetNotFound(vs))?;
-        let mut roots: Vec<SnapshotId> = row
-            .branch_order
-            .iter()
-            .filter_map(|(_, b)| self.branches.get(b))
-            .filter_map(|b| self.snapshots.get(&b.tip).map(|r| r.root))
-            .collect();
-        roots.sort();
-        roots.dedup();
-        Ok(roots
-            .into_iter()
-            .filter_map(|r| self.bushes.get(&r).cloned())
+        Ok(row
+            .tip_roots
+            .keys()
+            .filter_map(|r| self.bushes.get(r).cloned())
             .collect())
     }
 
@@ -387,16 +628,16 @@ impl State {
             .ok_or_else(|| Error::VolumeNotFound(id.clone()))
     }
 
-    /// Volumes of a volume set, ordered by id.
+    /// Volumes of a volume set, ordered by id. O(answer · log n).
     pub fn get_volumes(&self, vs: VolumeSetId) -> Result<Vec<Volume>> {
-        if !self.volume_sets.contains_key(&vs) {
-            return Err(Error::VolumeSetNotFound(vs));
-        }
-        Ok(self
+        let row = self
+            .volume_sets
+            .get(&vs)
+            .ok_or(Error::VolumeSetNotFound(vs))?;
+        Ok(row
             .volumes
-            .values()
-            .filter(|v| v.volume_set == vs)
-            .cloned()
+            .iter()
+            .filter_map(|id| self.volumes.get(id).cloned())
             .collect())
     }
 

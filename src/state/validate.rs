@@ -2,9 +2,11 @@
 //! turned into the one [`Event`] that records it (or `None` for a no-op). A rejected
 //! mutation produces an error and no event. Pure: reads the state, changes nothing.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Limit, Result};
 use crate::event::{Event, NewBranch, NewTip, SnapshotUpdate};
-use crate::model::query::{validate_attrs, validate_text, DESCRIPTION_BYTES_MAX, NAME_BYTES_MAX};
+use crate::model::query::{
+    validate_attrs, validate_text, DESCRIPTION_BYTES_MAX, MOUNT_PATH_BYTES_MAX, NAME_BYTES_MAX,
+};
 use crate::model::{
     validate_branch_name, validate_volume_set_name, BlobId, BranchId, Bush, Snapshot, SnapshotId,
     Volume, VolumeId, VolumeSet, VolumeSetId,
@@ -12,14 +14,35 @@ use crate::model::{
 use crate::state::{Map, Set, State};
 use crate::sync::{resolve, MetaConflict, ResolveStatus};
 
-/// Most snapshots in one fork, import, extend, update or delete.
+/// Most snapshots in one fork, import, extend, update or delete (a `delete_branch` that
+/// removes more writes them as several records of one atomic batch, bounded by the log's
+/// `batch_bytes_max`: about 1.9M snapshots by default). With the default record limit (4 MiB) a record of plain snapshots
+/// fills up first, at about 50,000 of them (83 bytes each; [`Error::RecordTooLarge`]).
 pub const BATCH_SNAPSHOTS_MAX: usize = 100_000;
+
+/// Most snapshots in one store: rows are numbered with 32 bits.
+pub const SNAPSHOTS_MAX: usize = u32::MAX as usize;
 
 fn check_batch(n: usize) -> Result<()> {
     if n > BATCH_SNAPSHOTS_MAX {
-        return Err(Error::InvalidArgument(format!(
-            "{n} snapshots in one call; the limit is {BATCH_SNAPSHOTS_MAX}"
-        )));
+        return Err(Error::LimitExceeded {
+            limit: Limit::SnapshotsPerCall,
+            value: n as u64,
+            max: BATCH_SNAPSHOTS_MAX as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Whether `adding` more snapshots fit beside `held` ([`SNAPSHOTS_MAX`]).
+pub(crate) fn check_store_room(held: usize, adding: usize) -> Result<()> {
+    let total = held.saturating_add(adding);
+    if total > SNAPSHOTS_MAX {
+        return Err(Error::LimitExceeded {
+            limit: Limit::SnapshotsPerStore,
+            value: total as u64,
+            max: SNAPSHOTS_MAX as u64,
+        });
     }
     Ok(())
 }
@@ -113,6 +136,7 @@ fn check_chain(state: &State, snaps: &[Snapshot]) -> Result<(VolumeSetId, Vec<Sn
         clean.branch_name = None;
         fresh.push(clean);
     }
+    check_store_room(state.snapshots.len(), fresh.len())?;
     Ok((vs, fresh))
 }
 
@@ -406,10 +430,22 @@ impl State {
         new_tip: Option<SnapshotId>,
         new_branch: BranchId,
     ) -> Result<Option<Event>> {
+        check_batch(snaps.len())?;
+        self.delete_snapshots_event(snaps, new_tip, new_branch)
+    }
+
+    /// [`State::check_delete_snapshots`] without the per-call limit: for a list the store
+    /// computed itself (`delete_branch`), which splits the event into records of at most
+    /// [`BATCH_SNAPSHOTS_MAX`] snapshots.
+    pub(crate) fn delete_snapshots_event(
+        &self,
+        snaps: &[SnapshotId],
+        new_tip: Option<SnapshotId>,
+        new_branch: BranchId,
+    ) -> Result<Option<Event>> {
         if snaps.is_empty() {
             return Ok(None);
         }
-        check_batch(snaps.len())?;
         let gone: Set<SnapshotId> = snaps.iter().copied().collect();
         if gone.len() != snaps.len() {
             return Err(Error::InvalidArgument(
@@ -534,7 +570,7 @@ impl State {
         }
         validate_text("volume id", &v.id.0, NAME_BYTES_MAX)?;
         validate_text("volume name", &v.name, NAME_BYTES_MAX)?;
-        validate_text("mount path", &v.mount_path, 4096)?;
+        validate_text("mount path", &v.mount_path, MOUNT_PATH_BYTES_MAX)?;
         validate_attrs(&v.attrs)?;
         if self.volumes.contains_key(&v.id) {
             return Err(Error::VolumeAlreadyExists(v.id.clone()));
@@ -580,5 +616,34 @@ impl State {
             return Err(Error::VolumeNotFound(id.clone()));
         }
         Ok(Event::DeleteVolume { id: id.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_holds_at_most_snapshots_max() {
+        assert!(check_store_room(SNAPSHOTS_MAX - 1, 1).is_ok());
+        assert!(check_store_room(0, SNAPSHOTS_MAX).is_ok());
+        for (held, adding) in [(SNAPSHOTS_MAX, 1), (SNAPSHOTS_MAX - 5, 6), (usize::MAX, 1)] {
+            assert!(matches!(
+                check_store_room(held, adding),
+                Err(Error::LimitExceeded {
+                    limit: Limit::SnapshotsPerStore,
+                    ..
+                })
+            ));
+        }
+        assert!(check_batch(BATCH_SNAPSHOTS_MAX).is_ok());
+        assert!(matches!(
+            check_batch(BATCH_SNAPSHOTS_MAX + 1),
+            Err(Error::LimitExceeded {
+                limit: Limit::SnapshotsPerCall,
+                value: 100_001,
+                max: 100_000
+            })
+        ));
     }
 }

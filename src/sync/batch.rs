@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{BundleProblem, Error, Result};
+use crate::error::{BundleProblem, Error, Limit, Result};
 use crate::event::Envelope;
 use crate::log::format::{self, Slot};
 use crate::log::{Lsn, RecordKind, SegmentId};
@@ -90,8 +90,8 @@ pub const BUNDLE_END_MAGIC: [u8; 8] = *b"MDSLBEND";
 pub const BUNDLE_VERSION: u32 = 1;
 /// The largest bundle this build reads or writes.
 pub const BUNDLE_BYTES_MAX: u64 = 1 << 30;
-/// The largest bundle header payload.
-const HEADER_BYTES_MAX: usize = 1 << 20;
+/// The largest bundle header payload (it holds the volume set, attributes included).
+pub const BUNDLE_HEADER_BYTES_MAX: usize = 1 << 20;
 /// Magic, version, header length.
 const PREAMBLE_BYTES: usize = 16;
 /// Trailer magic, record count, blake3 digest.
@@ -122,10 +122,15 @@ pub fn encode_bundle(batch: &Batch) -> Result<Vec<u8>> {
         cursors: batch.cursors.clone(),
         echoes: batch.echoes,
     })?;
-    assert!(
-        header.len() <= HEADER_BYTES_MAX,
-        "a header is one volume set"
-    );
+    // A volume set may be stored with more attribute bytes than a header holds: refuse
+    // (the store keeps it; the bundle cannot carry it).
+    if header.len() > BUNDLE_HEADER_BYTES_MAX {
+        return Err(Error::LimitExceeded {
+            limit: Limit::BundleHeaderBytes,
+            value: header.len() as u64,
+            max: BUNDLE_HEADER_BYTES_MAX as u64,
+        });
+    }
     let mut out = Vec::with_capacity(PREAMBLE_BYTES + header.len() + 256 * batch.records.len());
     out.extend_from_slice(&BUNDLE_MAGIC);
     out.extend_from_slice(&BUNDLE_VERSION.to_le_bytes());
@@ -163,10 +168,12 @@ pub fn encode_bundle(batch: &Batch) -> Result<Vec<u8>> {
     let digest = blake3::hash(&out);
     out.extend_from_slice(digest.as_bytes());
     if out.len() as u64 > BUNDLE_BYTES_MAX {
-        return Err(Error::InvalidArgument(format!(
-            "the bundle would be {} bytes, over the limit of {BUNDLE_BYTES_MAX}; export a shorter suffix (--since)",
-            out.len()
-        )));
+        // Export a shorter suffix (`--since`).
+        return Err(Error::LimitExceeded {
+            limit: Limit::BundleBytes,
+            value: out.len() as u64,
+            max: BUNDLE_BYTES_MAX,
+        });
     }
     Ok(out)
 }
@@ -212,7 +219,7 @@ pub fn decode_bundle(file: &Path, b: &[u8]) -> Result<Batch> {
     let header_len = u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")) as usize;
     let records_start = format::align_up(PREAMBLE_BYTES + header_len);
     let trailer = body - 16;
-    if header_len > HEADER_BYTES_MAX || records_start > trailer {
+    if header_len > BUNDLE_HEADER_BYTES_MAX || records_start > trailer {
         return Err(bad(12, BundleProblem::Truncated));
     }
     let header: BundleHeader =

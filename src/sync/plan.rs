@@ -789,16 +789,39 @@ pub(crate) fn plan(
         chain.reverse();
         Ok((chain, None))
     };
+    // The depth of every incoming tip (`u64::MAX`: its chain breaks off or loops), each
+    // incoming snapshot walked once: branches forked from one deep stem would otherwise
+    // walk the stem once each (branches × depth).
+    let mut depths: Map<SnapshotId, u64> = Map::default();
+    let mut depth_of = |tip: SnapshotId| -> u64 {
+        let mut path = Vec::new();
+        let mut cur = Some(tip);
+        let below = loop {
+            let Some(id) = cur else { break 0 };
+            if let Some(d) = depths.get(&id) {
+                break *d;
+            }
+            if let Some((_, d)) = ov.node(id) {
+                break u64::from(d);
+            }
+            match incoming.get(&id) {
+                Some(s) if path.len() <= incoming.len() => {
+                    path.push(id);
+                    cur = s.parent;
+                }
+                _ => break u64::MAX,
+            }
+        };
+        let mut d = below;
+        for id in path.into_iter().rev() {
+            d = d.saturating_add(1);
+            depths.insert(id, d);
+        }
+        d
+    };
     let mut order: Vec<(u64, usize, BranchId)> = Vec::with_capacity(branch_order.len());
     for (i, b) in branch_order.iter().enumerate() {
-        let tip = branches[b].tip;
-        let depth = match chain_of(&ov, tip) {
-            Ok((chain, base)) => {
-                chain.len() as u64 + base.and_then(|x| ov.node(x)).map_or(0, |n| u64::from(n.1))
-            }
-            Err(_) => u64::MAX,
-        };
-        order.push((depth, i, *b));
+        order.push((depth_of(branches[b].tip), i, *b));
     }
     order.sort();
     let mut emit_chain = |events: &mut Vec<Event>,
@@ -1084,6 +1107,7 @@ pub(crate) fn plan(
         &mut pending_conflicts,
     );
     report.conflicts = conflicts.iter().map(|(_, c)| c.clone()).collect();
+    crate::state::validate::check_store_room(st.snapshots.len(), report.snapshots_added as usize)?;
     Ok(Plan {
         events,
         conflicts,
