@@ -217,16 +217,18 @@ fn read_unbound(storage: &dyn Storage, name: &str, lsn: Lsn, cancel: &AtomicBool
     if b.len() < HEADER_BYTES + DIGEST_BYTES || b[0..8] != CHECKPOINT_MAGIC {
         return Err("not a checkpoint (bad magic or too short)".into());
     }
-    let body = b.len() - DIGEST_BYTES;
-    let payload_digest = blake3::hash(&b[HEADER_BYTES..body]);
-    if file_digest(&b[..HEADER_BYTES], payload_digest.as_bytes()) != b[body..] {
-        return Err("digest mismatch: the file is damaged".into());
-    }
+    // The version first: another version's digest may be computed another way (version 1
+    // hashed the whole file), and "damaged" would be the wrong thing to say.
     let version = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
     if version != CHECKPOINT_VERSION {
         return Err(format!(
             "checkpoint version {version}, this build reads {CHECKPOINT_VERSION}"
         ));
+    }
+    let body = b.len() - DIGEST_BYTES;
+    let payload_digest = blake3::hash(&b[HEADER_BYTES..body]);
+    if file_digest(&b[..HEADER_BYTES], payload_digest.as_bytes()) != b[body..] {
+        return Err("digest mismatch: the file is damaged".into());
     }
     let at = Lsn(u64::from_le_bytes(b[16..24].try_into().expect("8 bytes")));
     let len = u64::from_le_bytes(b[24..32].try_into().expect("8 bytes"));

@@ -231,3 +231,54 @@ fn a_large_checkpoint_with_free_slots_loads_to_the_same_answers() {
     assert!(store.get_snapshot(side_tip).is_err());
     assert_eq!(store.counts().unwrap().snapshots, 70_000 + 1 + 5 + 30);
 }
+
+/// A store written by the build before checkpoint version 2 (`tests/fixtures/ckpt-v1`: a
+/// log of 25 records with a version-1 checkpoint as of LSN 24; the active segment's
+/// pre-written zeros trimmed). This build skips that checkpoint with a warning naming the
+/// version, replays the log to the same store, and its own checkpoint then serves.
+#[test]
+fn a_version_1_checkpoint_is_skipped_and_the_log_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ckpt-v1");
+    for e in std::fs::read_dir(&fixture).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    let check = |store: &Store| {
+        let vs = store
+            .get_volume_sets(&VolumeSetQuery::default())
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!(vs.name, "fixture");
+        assert_eq!(vs.num_snapshots, 23);
+        let master = store.get_tip(vs.id, "master").unwrap();
+        assert_eq!(master.depth, 22);
+        let side = store.get_tip(vs.id, "side").unwrap();
+        assert_eq!(side.depth, 2);
+        let history = store
+            .get_snapshots_by_branch(&BranchQuery::named(vs.id, "master"))
+            .unwrap();
+        assert_eq!(history.last().unwrap().name, "root");
+        assert_eq!(history[1].size, 1900);
+        store.canonical_dump().unwrap()
+    };
+    let store = Store::open_read_only(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(store.recovery_report().last_lsn, Lsn(25));
+    assert!(store.recovery_report().torn_tail.is_none());
+    assert_eq!(store.opened_from_checkpoint(), None);
+    let warnings = store.checkpoint_warnings().join("\n");
+    assert!(
+        warnings.contains("checkpoint version 1, this build reads 2"),
+        "{warnings}"
+    );
+    let dump = check(&store);
+    drop(store);
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let at = store.checkpoint().unwrap();
+    store.close().unwrap();
+    let store = Store::open_read_only(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(store.opened_from_checkpoint(), Some(at));
+    assert_eq!(check(&store), dump);
+}

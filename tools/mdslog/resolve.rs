@@ -364,6 +364,29 @@ pub fn volume_set(cat: &dyn Catalog, query: &str) -> Result<VolumeSetId, Fail> {
 /// what each is called in messages, and its catalog): a query that matches nothing in one
 /// place is looked up in the next; one that is ambiguous in a place is an error there.
 pub fn volume_set_first(places: &[(&str, &dyn Catalog)], query: &str) -> Result<VolumeSetId, Fail> {
+    // A name (or prefix/name) in any place wins over an id prefix in an earlier one: "db"
+    // is the volume set named db in REMOTE, even when a LOCAL id starts with db.
+    let q = query.trim();
+    for (name, cat) in places {
+        let named: Vec<VolumeSetId> = cat
+            .volume_sets()
+            .iter()
+            .filter(|v| {
+                v.name == q || (!v.prefix.is_empty() && format!("{}/{}", v.prefix, v.name) == q)
+            })
+            .map(|v| v.id)
+            .collect();
+        match named.as_slice() {
+            [] => {}
+            [id] => return Ok(*id),
+            _ => {
+                // Let the lookup say how it is ambiguous.
+                if let Err(u) = lookup(*cat, query, Kinds::VOLUME_SET) {
+                    return Err(Fail::usage(format!("in {name}: {}", u.fail.message)));
+                }
+            }
+        }
+    }
     let mut first_miss: Option<Fail> = None;
     for (name, cat) in places {
         match lookup(*cat, query, Kinds::VOLUME_SET) {
@@ -433,5 +456,55 @@ pub fn snapshot_in(state: &State, vs: VolumeSetId, query: &str) -> Result<Snapsh
     {
         Object::Snapshot(s) => Ok(s),
         _ => unreachable!("only snapshots were asked for"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Volume sets only.
+    struct Sets(Vec<VsEntry>);
+
+    impl Catalog for Sets {
+        fn volume_sets(&self) -> Vec<VsEntry> {
+            self.0
+                .iter()
+                .map(|v| VsEntry {
+                    id: v.id,
+                    name: v.name.clone(),
+                    prefix: v.prefix.clone(),
+                })
+                .collect()
+        }
+        fn snapshots(&self) -> Vec<(SnapshotId, VolumeSetId)> {
+            Vec::new()
+        }
+        fn branches(&self) -> Vec<BranchEntry> {
+            Vec::new()
+        }
+        fn snapshot_name(&self, _: SnapshotId) -> Option<String> {
+            None
+        }
+    }
+
+    fn set(id: &str, name: &str) -> VsEntry {
+        VsEntry {
+            id: VolumeSetId(uuid::Uuid::parse_str(id).unwrap()),
+            name: name.into(),
+            prefix: String::new(),
+        }
+    }
+
+    /// A name in a later place beats an id prefix in an earlier one (a CLI sync once
+    /// resolved "db" to a LOCAL volume set whose id began with db, 1 run in 256).
+    #[test]
+    fn a_name_anywhere_beats_an_id_prefix_first() {
+        let local = Sets(vec![set("db0e0000-0000-4000-8000-000000000000", "other")]);
+        let remote = Sets(vec![set("11110000-0000-4000-8000-000000000000", "db")]);
+        let places: [(&str, &dyn Catalog); 2] = [("LOCAL", &local), ("REMOTE", &remote)];
+        assert_eq!(volume_set_first(&places, "db").unwrap(), remote.0[0].id);
+        // With no name anywhere, the prefix still resolves.
+        assert_eq!(volume_set_first(&places, "db0e").unwrap(), local.0[0].id);
     }
 }
