@@ -239,8 +239,7 @@ fn a_large_checkpoint_with_free_slots_loads_to_the_same_answers() {
 #[test]
 fn a_version_1_checkpoint_is_skipped_and_the_log_replays() {
     let dir = tempfile::tempdir().unwrap();
-    let fixture =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ckpt-v1");
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ckpt-v1");
     for e in std::fs::read_dir(&fixture).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
