@@ -150,3 +150,34 @@ fn real_directory_second_writer_is_locked() {
     let second = Log::open(dir.path(), opts()).unwrap();
     assert_eq!(second.append(RecordKind(1), b"two").unwrap(), Lsn(2));
 }
+
+/// A child being started (fork, then exec) holds a copy of every open file for a moment,
+/// the lock file included, and with it the lock: a store closed and reopened in the same
+/// process while another thread starts programs must not be refused as `Locked` (a CLI
+/// test once was). 300 close/reopen rounds while a thread spawns `true` without pause.
+#[test]
+fn reopening_while_this_process_starts_children_is_never_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(mut c) = std::process::Command::new("true").spawn() {
+                    let _ = c.wait();
+                    n += 1;
+                }
+            }
+            n
+        })
+    };
+    for round in 0..300 {
+        let log = Log::open(dir.path(), LogOptions::default())
+            .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        log.append(RecordKind(1), b"x").unwrap();
+        log.close().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(spawner.join().unwrap() > 0);
+}

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::ops::Deref;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -101,6 +101,10 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
 // ---------------------------------------------------------------------------------------
 // The real file system.
+
+/// How long taking a lock that this same process seems to hold is retried (see
+/// `DirStorage::try_lock`).
+const LOCK_RETRY_MS: u64 = 200;
 
 /// A directory on the real file system.
 #[derive(Debug, Clone)]
@@ -217,23 +221,38 @@ impl Storage for DirStorage {
             .truncate(false)
             .open(&path)
             .map_err(LockFailure::Io)?;
-        match f.try_lock() {
-            Ok(()) => {
-                let pid = std::process::id().to_string();
-                f.set_len(0)
-                    .and_then(|_| f.write_all_at(pid.as_bytes(), 0))
-                    .map_err(LockFailure::Io)?;
-                Ok(Box::new(RealLock(f)))
+        let me = std::process::id();
+        let mut waited_ms = 0;
+        loop {
+            match f.try_lock() {
+                Ok(()) => {
+                    let pid = me.to_string();
+                    f.set_len(0)
+                        .and_then(|_| f.write_all_at(pid.as_bytes(), 0))
+                        .map_err(LockFailure::Io)?;
+                    return Ok(Box::new(RealLock(f)));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    let mut s = String::new();
+                    let pid: Option<u32> = f
+                        .read_to_string(&mut s)
+                        .ok()
+                        .and_then(|_| s.trim().parse().ok());
+                    // The lock is an flock, which belongs to the open file: a child this
+                    // process is starting (fork, then exec) holds a copy of the file for
+                    // a moment, and with it the lock, after this process closed its own
+                    // store. When the holder is this very process, wait that moment out
+                    // (a store really open twice here is refused after LOCK_RETRY_MS).
+                    if pid == Some(me) && waited_ms < LOCK_RETRY_MS {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        waited_ms += 2;
+                        f.seek(io::SeekFrom::Start(0)).map_err(LockFailure::Io)?;
+                        continue;
+                    }
+                    return Err(LockFailure::Held { pid });
+                }
+                Err(TryLockError::Error(e)) => return Err(LockFailure::Io(e)),
             }
-            Err(TryLockError::WouldBlock) => {
-                let mut s = String::new();
-                let pid = f
-                    .read_to_string(&mut s)
-                    .ok()
-                    .and_then(|_| s.trim().parse().ok());
-                Err(LockFailure::Held { pid })
-            }
-            Err(TryLockError::Error(e)) => Err(LockFailure::Io(e)),
         }
     }
 }
