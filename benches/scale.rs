@@ -240,6 +240,10 @@ fn measure(c: &mut Criterion, group: &str, dir: &Path, what: &str, one: Duration
         })
     });
     g.finish();
+    if seen.is_empty() {
+        // Filtered out (a criterion filter on the command line): one child's numbers.
+        seen.push(run_child(dir, what));
+    }
     let last = seen.split_off(seen.len().saturating_sub(SAMPLES));
     let mid = |f: &dyn Fn(&Child) -> Duration| median(last.iter().map(f).collect());
     let mut rss: Vec<u64> = last.iter().map(|c| c.rss).collect();

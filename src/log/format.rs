@@ -155,9 +155,14 @@ pub fn encode_segment_header(h: &SegmentHeader) -> [u8; SEGMENT_HEADER_BYTES] {
     b
 }
 
-/// Decodes and checks a segment header. `b` must hold at least [`SEGMENT_HEADER_BYTES`].
+/// Decodes and checks a segment header. Fewer than [`SEGMENT_HEADER_BYTES`] bytes are a
+/// [`FormatFault::BadHeaderSize`] (no decoder here panics on any input).
 pub fn decode_segment_header(b: &[u8]) -> Result<SegmentHeader, FormatFault> {
-    debug_assert!(b.len() >= SEGMENT_HEADER_BYTES);
+    if b.len() < SEGMENT_HEADER_BYTES {
+        return Err(FormatFault::BadHeaderSize {
+            found: b.len() as u32,
+        });
+    }
     let mut magic = [0u8; 8];
     magic.copy_from_slice(&b[0..8]);
     if magic != SEGMENT_MAGIC {

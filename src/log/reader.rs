@@ -253,6 +253,11 @@ impl LogIter {
             if self.bytes.is_none() && !self.load()? {
                 return Ok(None);
             }
+            // Loading may move `next` up to the segment's first LSN (a log that starts
+            // after LSN 1): past the end, there is nothing to read.
+            if self.next > self.until {
+                return Ok(None);
+            }
             let seg = &self.segments[self.idx];
             let bytes = self.bytes.as_ref().expect("loaded");
             let at = self.pos;
