@@ -329,12 +329,15 @@ fn main() {
                     first.open,
                 ));
             }
+            // mdslog's speed-up over SQLite; below 1, how many times slower it is.
             let ratio = |m: Duration, s: Duration| {
                 let x = s.as_secs_f64() / m.as_secs_f64();
                 if x >= 10.0 {
                     format!("{x:.0}x")
+                } else if x >= 1.0 {
+                    format!("{x:.1}x")
                 } else {
-                    format!("{x:.2}x")
+                    format!("{:.0}x slower", 1.0 / x)
                 }
             };
             eprintln!(

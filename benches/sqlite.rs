@@ -473,7 +473,7 @@ fn sqlite_benches(c: &mut Criterion) {
     // Durable extends from 64 threads that live across rounds, each on its own branch.
     // mdslog: one Arc<Store>; sqlite-wal: a connection per thread (BEGIN IMMEDIATE,
     // busy_timeout); sqlite-original: its one exclusive connection behind a mutex. The
-    // extends per thread per round differ (16 / 2 / 1) so that a round of each lasts
+    // extends per thread per round differ (64 / 2 / 1) so that a round of each lasts
     // about as long; the summary compares time per extend.
     let ms = Samples::default();
     let ss = [Samples::default(), Samples::default()];
@@ -481,7 +481,7 @@ fn sqlite_benches(c: &mut Criterion) {
     g.sample_size(SLOW_SAMPLES)
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(1));
-    const MDSLOG_PER: usize = 16;
+    const MDSLOG_PER: usize = 64;
     let mtips64: Vec<Mutex<SnapshotId>> = mtips[..THREADS].iter().map(|t| Mutex::new(*t)).collect();
     let op = |th: usize| {
         let mut tip = mtips64[th].lock().unwrap();

@@ -16,7 +16,7 @@ use crate::model::{
     Attrs, BlobId, Branch, BranchId, BranchQuery, Bush, Order, Page, Snapshot, SnapshotId,
     SnapshotQuery, SortBy, Volume, VolumeId, VolumeSet, VolumeSetId, VolumeSetQuery,
 };
-use crate::state::{SnapRow, SnapText, State, VsRow};
+use crate::state::{BranchRow, SnapRow, SnapText, State, VsRow};
 
 /// The text of a snapshot that has none.
 static NO_TEXT: SnapText = SnapText {
@@ -412,10 +412,12 @@ impl State {
 
     fn branch_of(&self, id: BranchId) -> Branch {
         let row = &self.branches[&id];
-        let tip = self
-            .snapshots
-            .get(&row.tip)
-            .map(|r| self.snapshot_with_branch(row.tip, r, Some(row)));
+        self.branch_from(id, row, self.snapshots.get(&row.tip))
+    }
+
+    /// A branch as the API returns it, from its row and its tip's row.
+    fn branch_from(&self, id: BranchId, row: &BranchRow, tip: Option<&SnapRow>) -> Branch {
+        let tip = tip.map(|r| self.snapshot_with_branch(row.tip, r, Some(row)));
         Branch {
             id,
             volume_set: row.volume_set,
@@ -453,15 +455,22 @@ impl State {
                 .into_iter()
                 .collect(),
             None => {
-                // Already in listing order (name, then id): no sort; names filter without lookups.
-                let mut out = Vec::with_capacity(row.branch_order.len());
-                out.extend(
-                    row.branch_order
-                        .iter()
-                        .filter(|(name, _)| keep(name))
-                        .map(|(_, id)| self.branch_of(*id)),
-                );
-                out
+                // Already in listing order (name, then id): no sort; names filter without
+                // lookups. Two passes: first every branch's row and its tip's row (lookups
+                // that do not depend on each other, so their cache misses overlap), then
+                // the answer is built from them.
+                let rows: Vec<(BranchId, &BranchRow, Option<&SnapRow>)> = row
+                    .branch_order
+                    .iter()
+                    .filter(|(name, _)| keep(name))
+                    .map(|(_, id)| {
+                        let b = &self.branches[id];
+                        (*id, b, self.snapshots.get(&b.tip))
+                    })
+                    .collect();
+                rows.into_iter()
+                    .map(|(id, b, tip)| self.branch_from(id, b, tip))
+                    .collect()
             }
         };
         Ok(out)
