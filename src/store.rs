@@ -660,10 +660,13 @@ impl Store {
             // records forever, each one the other's news. When records came but changed
             // nothing, the cursor does move: otherwise their edits would compose again,
             // with an initial this store has long left behind.
+            // A batch that brings nothing past the cursor writes nothing, conflicts or not:
+            // they were recorded when the cursor passed them (re-importing a full bundle
+            // once wrote its unsettled conflicts again every time).
             if p.events.is_empty()
-                && p.conflicts.is_empty()
                 && (through == cursor
-                    || (fresh.records.is_empty()
+                    || (p.conflicts.is_empty()
+                        && fresh.records.is_empty()
                         && echoes == 0
                         && through.0 < cursor.0.saturating_add(SYNC_CURSOR_LAG_MAX)))
             {

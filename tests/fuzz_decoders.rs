@@ -1160,7 +1160,6 @@ fn verify_reports_a_short_segment() {
 /// cursor already covers the batch. The bundle was crafted (a `MoveBranch` of a branch
 /// the bundle never created); whether an exporter can produce one is open.
 #[test]
-#[ignore = "bug: re-importing a full bundle with an unsettled BranchTipTaken conflict writes it again every time"]
 fn reimporting_a_bundle_with_an_unsettled_conflict_writes_nothing() {
     let a = snapshot(10, None);
     let b = snapshot(11, Some(10));

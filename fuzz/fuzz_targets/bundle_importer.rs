@@ -28,7 +28,7 @@ use mdslog::{Error, Store, StoreOptions};
 /// incoming branch whose tip another branch holds) writes a cursor and the conflict
 /// again on every import of it. While it stands, a second import may write cursor and
 /// conflict records (kinds 19, 20), and nothing else.
-const KNOWN_BUG_REIMPORT_CONFLICTS: bool = true;
+const KNOWN_BUG_REIMPORT_CONFLICTS: bool = false;
 
 fn bundle_path() -> &'static PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
