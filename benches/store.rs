@@ -3,76 +3,23 @@
 //!
 //! `MDSLOG_BENCH_SNAPSHOTS` overrides the size of the replay store (default 1,000,000).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{bench_dir, branch_name, one_volume_set, options, snap};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use mdslog::{
-    BranchQuery, Durability, LogOptions, Snapshot, SnapshotId, Store, StoreOptions, Timestamp,
-    VolumeSetId,
-};
+use mdslog::{BranchQuery, Durability, Store, StoreOptions, VolumeSetId};
 
-fn bench_dir(name: &str) -> PathBuf {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-tmp");
-    std::fs::create_dir_all(&base).unwrap();
-    let d = base.join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn options(durability: Durability) -> StoreOptions {
-    StoreOptions {
-        log: LogOptions {
-            durability,
-            ..LogOptions::default()
-        },
-        actor: None,
-    }
-}
-
-fn snap(vs: VolumeSetId, parent: Option<SnapshotId>) -> Snapshot {
-    let mut s = Snapshot::new(SnapshotId::random(), vs, parent);
-    s.created = Timestamp::now();
-    s.last_modified = s.created;
-    s.size = 4096;
-    s
-}
-
-/// A store with one volume set, `branches` branches and `snapshots` snapshots in total,
-/// spread evenly (extends round-robin over the branches). Returns the volume set and the
-/// branch names.
+/// A closed store with one volume set, `branches` branches and `snapshots` snapshots in
+/// total, spread evenly (`common::one_volume_set`). Returns the volume set and the branch
+/// names.
 fn build(dir: &Path, branches: usize, snapshots: usize) -> (VolumeSetId, Vec<String>) {
-    let store = Store::open(dir, options(Durability::Buffered)).unwrap();
-    let vs = store
-        .create_volume_set("bench", "", Default::default(), "", "", "")
-        .unwrap();
-    let root = snap(vs.id, None);
-    store
-        .fork_branch("trunk", std::slice::from_ref(&root))
-        .unwrap();
-    let mut names = Vec::with_capacity(branches);
-    let mut tips = Vec::with_capacity(branches);
-    for b in 0..branches.saturating_sub(1) {
-        let s = snap(vs.id, Some(root.id));
-        tips.push(s.id);
-        let name = format!("branch-{b:05}");
-        store.fork_branch(&name, std::slice::from_ref(&s)).unwrap();
-        names.push(name);
-    }
-    tips.push(root.id);
-    names.push("trunk".into());
-    let mut made = branches;
-    let mut i = 0;
-    while made < snapshots {
-        let s = snap(vs.id, Some(tips[i]));
-        tips[i] = s.id;
-        store.extend_branch(std::slice::from_ref(&s)).unwrap();
-        made += 1;
-        i = (i + 1) % tips.len();
-    }
+    let (store, vs, _) = one_volume_set(dir, branches, snapshots);
     store.close().unwrap();
-    (vs.id, names)
+    (vs, (0..branches).map(branch_name).collect())
 }
 
 fn resident_bytes() -> u64 {
